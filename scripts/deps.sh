@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what berth needs to build and test on a fresh Debian machine (run as root).
+set -euo pipefail
+need=()
+command -v pkg-config >/dev/null || need+=(pkg-config)
+[ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+command -v tar >/dev/null || need+=(tar)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# docker-py, the library client the tests drive berthd with.
+if ! python3 -c 'import docker' 2>/dev/null; then
+  python3 -m pip install -q docker
+fi
