@@ -26,12 +26,19 @@ impl StdStream {
 
 /// Appends one frame carrying `data` on `stream` to `out`.
 pub fn encode_frame(stream: StdStream, data: &[u8], out: &mut Vec<u8>) {
-    // A frame's length is a u32; split larger payloads so no data is ever truncated.
-    for chunk in data.chunks(u32::MAX as usize) {
+    // A frame's length is a u32; split larger payloads so no data is ever truncated. An empty
+    // payload still makes one (empty) frame.
+    let mut rest = data;
+    loop {
+        let (chunk, tail) = rest.split_at(rest.len().min(u32::MAX as usize));
         out.push(stream as u8);
         out.extend_from_slice(&[0, 0, 0]);
         out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
         out.extend_from_slice(chunk);
+        rest = tail;
+        if rest.is_empty() {
+            break;
+        }
     }
 }
 

@@ -275,9 +275,11 @@ fn create_mounted(cfg: &ShimConfig, dir: &Path) -> Result<Created, ShimError> {
             .ok_or_else(|| ShimError::Create("no command specified".into()))?;
         check_executable(&cfg.rootfs.target, arg0, &env).map_err(ShimError::Create)?;
     }
-    let sock_path = dir.join("shim.sock");
-    let _ = std::fs::remove_file(&sock_path);
-    let listener = UnixListener::bind(&sock_path)?;
+    // Sockets are bound by relative name (the shim runs in its directory): an absolute path
+    // under a long exec root would not fit in sun_path's 108 bytes.
+    std::env::set_current_dir(dir)?;
+    let _ = std::fs::remove_file("shim.sock");
+    let listener = UnixListener::bind("shim.sock")?;
 
     std::fs::create_dir_all(&cfg.state_root)?;
     let mut builder = ContainerBuilder::new(cfg.id.clone(), SyscallType::default())
@@ -286,8 +288,8 @@ fn create_mounted(cfg: &ShimConfig, dir: &Path) -> Result<Created, ShimError> {
         .map_err(|e| ShimError::Create(e.to_string()))?;
     let (stdio, console) = if cfg.tty {
         let console_path = dir.join("console.sock");
-        let _ = std::fs::remove_file(&console_path);
-        let console = UnixListener::bind(&console_path)?;
+        let _ = std::fs::remove_file("console.sock");
+        let console = UnixListener::bind("console.sock")?;
         builder = builder.with_console_socket(Some(&console_path));
         (None, Some(console))
     } else {

@@ -69,7 +69,8 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
-        let root = std::env::temp_dir().join(unique("berth-it"));
+        // Short: unix socket paths under it (shim.sock) must fit in sun_path's 108 bytes.
+        let root = std::env::temp_dir().join(unique("bt"));
         std::fs::create_dir_all(&root).expect("test root");
         let mut d = Daemon {
             sock: root.join("berth.sock"),
@@ -438,10 +439,7 @@ impl HttpResponse {
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(i) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
         let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
         if n == 0 {
             break;

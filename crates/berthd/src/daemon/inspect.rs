@@ -265,7 +265,7 @@ impl Daemon {
                 }
             }
             if let Some(st) = want_status {
-                if !st.iter().any(|s| *s == rec.state.status) {
+                if !st.contains(&rec.state.status) {
                     continue;
                 }
             }

@@ -322,8 +322,20 @@ async fn spawn_shim(shim_dir: &Path) -> Result<i32> {
 impl Daemon {
     /// Starts a created or stopped container.
     pub async fn start(self: &Arc<Self>, c: &Arc<Container>) -> Result<()> {
-        let _op = c.op.lock().await;
-        self.start_locked(c).await
+        let r = {
+            let _op = c.op.lock().await;
+            self.start_locked(c).await
+        };
+        // As dockerd does, an AutoRemove container that cannot start is removed, which is also
+        // what a client waiting for `removed` needs to return.
+        if let Err(e) = &r {
+            if e.kind != ErrorKind::NotModified && c.snapshot().host_config.auto_remove {
+                if let Err(re) = self.remove(c, true).await {
+                    tracing::error!(error = %re.message, "remove container after failed start");
+                }
+            }
+        }
+        r
     }
 
     /// Starts the container; the caller holds its `op` lock.

@@ -117,6 +117,23 @@ async fn unsupported(req: Request) -> Response {
         ("/distribution", "registry distribution"),
         ("/grpc", "gRPC"),
     ];
+    // `docker inspect NAME` tries each object type in turn: berth has no user networks, volumes
+    // or plugins, so looking one up by name is a plain "not found", as dockerd says it.
+    if req.method() == http::Method::GET {
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match parts.as_slice() {
+            ["networks", name] if !name.is_empty() => {
+                return response(&ApiError::not_found(format!("network {name} not found")))
+            }
+            ["volumes", name] if !name.is_empty() => {
+                return response(&ApiError::not_found(format!("get {name}: no such volume")))
+            }
+            ["plugins", name, "json"] => {
+                return response(&ApiError::not_found(format!("plugin \"{name}\" not found")))
+            }
+            _ => {}
+        }
+    }
     for (prefix, what) in missing {
         if path.starts_with(prefix) {
             return response(&ApiError::not_implemented(format!(
