@@ -5,6 +5,7 @@
 pub mod error;
 pub mod message;
 pub mod stream;
+pub mod units;
 
 pub use error::{ApiError, ErrorKind};
 

@@ -8,44 +8,7 @@ use std::fmt::Write as _;
 // ---------------------------------------------------------------------------------------------
 // Human units (go-units)
 
-/// go-units `HumanDuration`: "About a minute", "2 hours", ...
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    if s < 1 {
-        return "Less than a second".into();
-    }
-    if s == 1 {
-        return "1 second".into();
-    }
-    if s < 60 {
-        return format!("{s} seconds");
-    }
-    let minutes = s / 60;
-    if minutes == 1 {
-        return "About a minute".into();
-    }
-    if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // Go rounds to the nearest hour here (half away from zero).
-    let hours = (s + 1800) / 3600;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", s / 3600 / 24 / 365)
-}
+pub use berth_api::units::human_duration;
 
 /// Go's `%.{prec}g`, which switches to exponent form when the exponent reaches the precision.
 pub fn go_g(v: f64, prec: usize) -> String {
@@ -1298,31 +1261,6 @@ impl Format {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn durations_like_go_units() {
-        let cases = [
-            (0, "Less than a second"),
-            (1, "1 second"),
-            (45, "45 seconds"),
-            (60, "About a minute"),
-            (119, "About a minute"),
-            (120, "2 minutes"),
-            (59 * 60, "59 minutes"),
-            (3600, "About an hour"),
-            (5399, "About an hour"),
-            (5400, "2 hours"),
-            (2 * 3600, "2 hours"),
-            (47 * 3600, "47 hours"),
-            (48 * 3600, "2 days"),
-            (14 * 24 * 3600, "2 weeks"),
-            (60 * 24 * 3600, "2 months"),
-            (2 * 365 * 24 * 3600, "2 years"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(human_duration(secs), want, "{secs}s");
-        }
-    }
 
     #[test]
     fn sizes_like_go_units() {

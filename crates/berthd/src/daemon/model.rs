@@ -1,6 +1,7 @@
 //! The container record as stored and as the API shows it: Docker's `Config`, `HostConfig` and
 //! `State`, with the fields moby always sends.
 
+use berth_api::units::human_duration;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -196,44 +197,6 @@ impl ContainerRecord {
     }
 }
 
-/// Docker's `units.HumanDuration`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    if s < 1 {
-        return "Less than a second".into();
-    }
-    if s == 1 {
-        return "1 second".into();
-    }
-    if s < 60 {
-        return format!("{s} seconds");
-    }
-    let m = s / 60;
-    if m == 1 {
-        return "About a minute".into();
-    }
-    if m < 60 {
-        return format!("{m} minutes");
-    }
-    let h = (s + 1800) / 3600;
-    if h == 1 {
-        return "About an hour".into();
-    }
-    if h < 48 {
-        return format!("{h} hours");
-    }
-    if h < 24 * 7 * 2 {
-        return format!("{} days", h / 24);
-    }
-    if h < 24 * 30 * 2 {
-        return format!("{} weeks", h / 24 / 7);
-    }
-    if h < 24 * 365 * 2 {
-        return format!("{} months", h / 24 / 30);
-    }
-    format!("{} years", s / 3600 / 24 / 365)
-}
-
 /// Seconds since an RFC 3339 time (0 for the zero time or garbage).
 pub fn secs_since(t: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(t)
@@ -280,25 +243,6 @@ pub fn status_text(st: &State) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_like_docker() {
-        for (s, want) in [
-            (0, "Less than a second"),
-            (1, "1 second"),
-            (59, "59 seconds"),
-            (60, "About a minute"),
-            (119, "About a minute"),
-            (120, "2 minutes"),
-            (3599, "59 minutes"),
-            (3600, "About an hour"),
-            (7200, "2 hours"),
-            (3 * 86400, "3 days"),
-            (20 * 86400, "2 weeks"),
-        ] {
-            assert_eq!(human_duration(s), want, "{s}");
-        }
-    }
 
     #[test]
     fn create_body_accepts_string_or_array_cmd() {
