@@ -433,8 +433,28 @@ fn state_survives_daemon_restart() {
         stdout(&d.docker(&["logs", &live])).contains("alive")
     });
     let pid_before = ok(&d.docker(&["inspect", "--format", "{{.State.Pid}}", &live]));
+    let brief = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "read _ || sleep 1",
+    ]));
+    let brief = brief.trim().to_string();
     d.stop();
+    // It exits while the daemon is down: its shim records the exit.
+    let exit_file = d.exec_root.join("shims").join(&brief).join("exit.json");
+    eventually("the --rm container's exit", Duration::from_secs(20), || {
+        exit_file.exists()
+    });
     d.spawn();
+    let out = d.docker(&["inspect", &brief]);
+    assert!(
+        !out.status.success(),
+        "an --rm container that exited while the daemon was down is removed at start"
+    );
     let st = ok(&d.docker(&[
         "inspect",
         "--format",
@@ -692,4 +712,30 @@ fn tempdir() -> std::path::PathBuf {
     let p = std::env::temp_dir().join(unique("berth-tmp"));
     std::fs::create_dir_all(&p).unwrap();
     p
+}
+
+#[test]
+fn interactive_tty_run_through_a_terminal() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // `script` gives the docker CLI a real terminal, as a user's shell would: the CLI puts it in
+    // raw mode, attaches with a TTY (raw stream, no frames) and forwards keystrokes.
+    let cmd = "docker run -it --rm busybox sh -c 'tty; read line; echo got:$line'";
+    let out = run_with(
+        std::process::Command::new("script")
+            .args(["-qefc", cmd, "/dev/null"])
+            .env("DOCKER_HOST", d.host()),
+        Some(b"ahoy\r"),
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text} {}", stderr(&out));
+    assert!(
+        text.contains("/dev/pts/0"),
+        "the container has a TTY: {text:?}"
+    );
+    assert!(
+        text.contains("got:ahoy"),
+        "input reached the container: {text:?}"
+    );
+    assert!(d.container_ids().is_empty(), "--rm removed it");
 }

@@ -353,7 +353,7 @@ fn unmount_under(root: &Path) {
     }
 }
 
-fn run_with(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
+pub fn run_with(cmd: &mut Command, stdin: Option<&[u8]>) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()

@@ -216,7 +216,7 @@ impl Daemon {
                 oom_killed: false,
                 error: "container's shim is gone".into(),
             });
-            start::on_exit(self.clone(), c.clone(), info, true).await;
+            start::on_exit(self.clone(), c.clone(), info).await;
         }
     }
 

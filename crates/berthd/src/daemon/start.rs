@@ -467,12 +467,12 @@ pub async fn monitor(
             }
         }
     };
-    on_exit(d, c, info, false).await;
+    on_exit(d, c, info).await;
 }
 
 /// Records an exit, wakes waiters and attach clients, and applies AutoRemove or the restart
 /// policy.
-pub async fn on_exit(d: Arc<Daemon>, c: Arc<Container>, info: ExitInfo, at_startup: bool) {
+pub async fn on_exit(d: Arc<Daemon>, c: Arc<Container>, info: ExitInfo) {
     c.shim.lock().unwrap_or_else(|e| e.into_inner()).take();
     let rec = {
         let mut r = c.rec.lock().unwrap_or_else(|e| e.into_inner());
@@ -495,7 +495,7 @@ pub async fn on_exit(d: Arc<Daemon>, c: Arc<Container>, info: ExitInfo, at_start
         l.running = false;
     });
     tracing::info!(id = %rec.short_id(), code = info.exit_code, "container exited");
-    if rec.host_config.auto_remove && !at_startup {
+    if rec.host_config.auto_remove {
         if let Err(e) = d.remove(&c, true).await {
             tracing::error!(id = %rec.short_id(), error = %e.message, "auto-remove");
         }
