@@ -264,10 +264,10 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Spawns `berthd shim` for the container and waits for it to report the container created.
 async fn spawn_shim(shim_dir: &Path) -> Result<i32> {
-    let exe = std::env::current_exe().map_err(|e| internal("find own executable", e))?;
     let log = std::fs::File::create(shim_dir.join("shim.log"))
         .map_err(|e| internal("create shim log", e))?;
-    let mut cmd = tokio::process::Command::new(exe);
+    // /proc/self/exe is the running daemon's own image even if its file was replaced since.
+    let mut cmd = tokio::process::Command::new("/proc/self/exe");
     cmd.arg("shim")
         .arg("--dir")
         .arg(shim_dir)
