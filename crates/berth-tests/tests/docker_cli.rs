@@ -739,3 +739,23 @@ fn interactive_tty_run_through_a_terminal() {
     );
     assert!(d.container_ids().is_empty(), "--rm removed it");
 }
+
+#[test]
+fn long_exec_root_paths_still_work() {
+    // shims/<64-hex id>/shim.sock under this root is longer than sun_path's 108 bytes.
+    let d = Daemon::start_named("berth-a-deliberately-long-directory-name-for-socket-paths");
+    assert!(
+        d.exec_root
+            .join("shims")
+            .join("x".repeat(64))
+            .join("shim.sock")
+            .as_os_str()
+            .len()
+            > 108
+    );
+    d.load_busybox();
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", "-t", "busybox", "echo", "fits"])),
+        "fits\r\n"
+    );
+}

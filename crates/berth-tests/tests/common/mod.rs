@@ -69,8 +69,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start() -> Daemon {
-        // Short: unix socket paths under it (shim.sock) must fit in sun_path's 108 bytes.
-        let root = std::env::temp_dir().join(unique("bt"));
+        Daemon::start_named("bt")
+    }
+
+    /// A daemon whose roots live under a directory named from `prefix` (tests of long paths).
+    pub fn start_named(prefix: &str) -> Daemon {
+        let root = std::env::temp_dir().join(unique(prefix));
         std::fs::create_dir_all(&root).expect("test root");
         let mut d = Daemon {
             sock: root.join("berth.sock"),

@@ -26,7 +26,16 @@ pub enum Event {
 
 impl ShimConn {
     pub async fn connect(dir: &Path) -> std::io::Result<(std::sync::Arc<ShimConn>, ShimReader)> {
-        let s = tokio::net::UnixStream::connect(dir.join("shim.sock")).await?;
+        // Through an open handle on the directory: `/proc/self/fd/N/shim.sock` always fits in
+        // sun_path's 108 bytes, whatever the length of the exec root.
+        let handle = std::fs::File::open(dir)?;
+        let short = format!(
+            "/proc/self/fd/{}/shim.sock",
+            std::os::fd::AsRawFd::as_raw_fd(&handle)
+        );
+        let s = tokio::net::UnixStream::connect(short).await;
+        drop(handle);
+        let s = s?;
         let (r, w) = s.into_split();
         let conn = std::sync::Arc::new(ShimConn {
             writer: tokio::sync::Mutex::new(w),
