@@ -366,15 +366,26 @@ impl Daemon {
                 return Err(e);
             }
         };
+        // If the shim cannot be reached, its created container would wait for `start` forever:
+        // kill the container's init, and the shim reaps it, cleans up and exits by itself.
+        let abandon = |what: &str, e: String| {
+            tracing::error!(id = %rec.short_id(), error = %e, "{what}; abandoning the container");
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            self.record_start_failure(c, &e);
+            internal(what, e)
+        };
         let (conn, reader) = ShimConn::connect(&shim_dir)
             .await
-            .map_err(|e| internal("connect to shim", e))?;
+            .map_err(|e| abandon("connect to shim", e.to_string()))?;
         // The monitor reads the replies, so it runs before the first request.
         *c.shim.lock().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
         tokio::spawn(monitor(self.clone(), c.clone(), conn.clone(), reader));
         conn.request(cmd::SUBSCRIBE, &[])
             .await
-            .map_err(|e| internal("subscribe to shim", e))?;
+            .map_err(|e| abandon("subscribe to shim", e))?;
         if let Err(e) = conn.request(cmd::START, &[]).await {
             let _ = conn.request(cmd::KILL, &9u32.to_be_bytes()).await;
             self.record_start_failure(c, &e);
