@@ -759,3 +759,48 @@ fn long_exec_root_paths_still_work() {
         "fits\r\n"
     );
 }
+
+#[test]
+fn cpu_shares_and_pause_unpause() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let shares = if cgroup_v2() {
+        "/sys/fs/cgroup/cpu.weight"
+    } else {
+        "/sys/fs/cgroup/cpu/cpu.shares"
+    };
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "--cpu-shares",
+        "512",
+        "busybox",
+        "cat",
+        shares,
+    ]));
+    if cgroup_v2() {
+        assert_eq!(out.trim(), "20", "512 shares map to weight 20 on cgroup v2");
+    } else {
+        assert_eq!(out.trim(), "512");
+    }
+    let name = unique("frozen");
+    ok(&d.docker(&["run", "-d", "--name", &name, "busybox", "sleep", "300"]));
+    ok(&d.docker(&["pause", &name]));
+    let st = ok(&d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Paused}}",
+        &name,
+    ]));
+    assert_eq!(st.trim(), "paused true");
+    assert!(ok(&d.docker(&["ps", "--format", "{{.Status}}"])).contains("(Paused)"));
+    ok(&d.docker(&["unpause", &name]));
+    let st = ok(&d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.State.Paused}}",
+        &name,
+    ]));
+    assert_eq!(st.trim(), "running false");
+    ok(&d.docker(&["rm", "-f", &name]));
+}

@@ -214,7 +214,7 @@ pub fn unix_secs(t: &str) -> i64 {
 /// The `Status` column of `docker ps`.
 pub fn status_text(st: &State) -> String {
     match st.status.as_str() {
-        "running" if st.paused => {
+        "running" | "paused" if st.paused => {
             format!("Up {} (Paused)", human_duration(secs_since(&st.started_at)))
         }
         "running" | "paused" => format!("Up {}", human_duration(secs_since(&st.started_at))),

@@ -3,18 +3,25 @@
 use berth_runtime::proto::{self, evt};
 use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::oneshot;
 
 type Reply = oneshot::Sender<Result<Vec<u8>, String>>;
 
+/// How long a command may wait for the shim's answer.
+const REPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// What a request gets when the shim is gone.
+const GONE: &str = "container is not running: its shim has exited";
+
 /// A connection to one shim: commands go out under a lock, replies come back in order
 /// through the monitor task that owns the read half.
 pub struct ShimConn {
     writer: tokio::sync::Mutex<OwnedWriteHalf>,
-    pending: Mutex<VecDeque<Reply>>,
+    /// Requests awaiting their reply, in order; `None` once the connection has closed, so no
+    /// request ever waits for a reply that cannot come.
+    pending: Mutex<Option<VecDeque<Reply>>>,
 }
 
 /// One frame read from a shim.
@@ -25,7 +32,7 @@ pub enum Event {
 }
 
 impl ShimConn {
-    pub async fn connect(dir: &Path) -> std::io::Result<(std::sync::Arc<ShimConn>, ShimReader)> {
+    pub async fn connect(dir: &Path) -> std::io::Result<(Arc<ShimConn>, ShimReader)> {
         // Through an open handle on the directory: `/proc/self/fd/N/shim.sock` always fits in
         // sun_path's 108 bytes, whatever the length of the exec root.
         let handle = std::fs::File::open(dir)?;
@@ -35,21 +42,22 @@ impl ShimConn {
         );
         let s = tokio::net::UnixStream::connect(short).await;
         drop(handle);
-        let s = s?;
-        let (r, w) = s.into_split();
-        let conn = std::sync::Arc::new(ShimConn {
+        let (r, w) = s?.into_split();
+        let conn = Arc::new(ShimConn {
             writer: tokio::sync::Mutex::new(w),
-            pending: Mutex::new(VecDeque::new()),
+            pending: Mutex::new(Some(VecDeque::new())),
         });
-        Ok((
-            conn.clone(),
-            ShimReader {
-                r,
-                dec: proto::Decoder::default(),
-                buf: vec![0; 64 * 1024],
-                conn,
-            },
-        ))
+        let reader = ShimReader {
+            r,
+            dec: proto::Decoder::default(),
+            buf: vec![0; 64 * 1024],
+            conn: conn.clone(),
+        };
+        Ok((conn, reader))
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Option<VecDeque<Reply>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends a command that the shim answers, and waits for the answer.
@@ -57,19 +65,21 @@ impl ShimConn {
         let (tx, rx) = oneshot::channel();
         {
             let mut w = self.writer.lock().await;
-            self.pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push_back(tx);
+            match self.queue().as_mut() {
+                Some(q) => q.push_back(tx),
+                None => return Err(GONE.into()),
+            }
             if let Err(e) = w.write_all(&proto::encode(kind, payload)).await {
-                self.pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pop_back();
+                if let Some(q) = self.queue().as_mut() {
+                    q.pop_back();
+                }
                 return Err(format!("shim connection: {e}"));
             }
         }
-        rx.await.map_err(|_| "shim connection closed".to_string())?
+        match tokio::time::timeout(REPLY_TIMEOUT, rx).await {
+            Ok(r) => r.map_err(|_| GONE.to_string())?,
+            Err(_) => Err("timed out waiting for the container's shim".into()),
+        }
     }
 
     /// Sends a command that gets no answer (stdin).
@@ -82,14 +92,15 @@ impl ShimConn {
     }
 
     fn answer(&self, r: Result<Vec<u8>, String>) {
-        if let Some(tx) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-        {
+        let tx = self.queue().as_mut().and_then(|q| q.pop_front());
+        if let Some(tx) = tx {
             let _ = tx.send(r);
         }
+    }
+
+    /// Fails every waiting and future request: the shim is gone.
+    fn close(&self) {
+        self.queue().take();
     }
 }
 
@@ -98,7 +109,7 @@ pub struct ShimReader {
     r: OwnedReadHalf,
     dec: proto::Decoder,
     buf: Vec<u8>,
-    conn: std::sync::Arc<ShimConn>,
+    conn: Arc<ShimConn>,
 }
 
 impl ShimReader {
@@ -110,7 +121,10 @@ impl ShimReader {
                 Ok(Some((kind, payload))) => match kind {
                     evt::STDOUT => return Some(Event::Stdout(payload)),
                     evt::STDERR => return Some(Event::Stderr(payload)),
-                    evt::EXIT => return serde_json::from_slice(&payload).ok().map(Event::Exit),
+                    evt::EXIT => {
+                        self.conn.close();
+                        return serde_json::from_slice(&payload).ok().map(Event::Exit);
+                    }
                     evt::REPLY => {
                         let r = if payload.is_empty() {
                             Ok(Vec::new())
@@ -125,11 +139,15 @@ impl ShimReader {
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "bad frame from shim");
+                    self.conn.close();
                     return None;
                 }
             }
             match self.r.read(&mut self.buf).await {
-                Ok(0) | Err(_) => return None,
+                Ok(0) | Err(_) => {
+                    self.conn.close();
+                    return None;
+                }
                 Ok(n) => self.dec.push(&self.buf[..n]),
             }
         }
