@@ -4,6 +4,7 @@
 //! On disk, beside the image store's `content/` and `snapshots/`:
 //! ```text
 //! <data-root>/berth.redb                     metadata (see store.rs)
+//! <data-root>/tmp/                           request bodies being spooled; swept at start-up
 //! <data-root>/containers/<id>/
 //!     bundle/config.json                     the OCI spec the shim's libcontainer reads
 //!     rootfs/                                the overlay mount point (mounted while running)
@@ -150,6 +151,8 @@ impl Daemon {
         };
         std::fs::create_dir_all(paths.data_root.join("containers"))?;
         std::fs::create_dir_all(paths.exec_root.join("shims"))?;
+        // Uploads spooled by a daemon that died mid-request.
+        let _ = std::fs::remove_dir_all(paths.data_root.join("tmp"));
         let db = Arc::new(redb::Database::create(paths.data_root.join("berth.redb"))?);
         let store = Store::open(db.clone()).map_err(|e| anyhow::anyhow!(e.message))?;
         let images = ImageStore::open(&paths.data_root, db)
