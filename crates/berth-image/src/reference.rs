@@ -262,10 +262,18 @@ mod tests {
     const D: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
-    #[allow(clippy::type_complexity)]
     fn normalisation_table() {
-        // input, full, familiar, familiar_name, domain, path, tag
-        let cases: &[(&str, &str, &str, &str, &str, &str, Option<&str>)] = &[
+        /// input, full, familiar, familiar_name, domain, path, tag
+        type Row = (
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            &'static str,
+            Option<&'static str>,
+        );
+        let cases: &[Row] = &[
             (
                 "busybox",
                 "docker.io/library/busybox:latest",
