@@ -94,8 +94,7 @@ fn berth_images_tag_save_rmi_import() {
     let images = ok(&d.berth(&["images"]));
     assert!(images.starts_with("REPOSITORY"), "{images}");
     assert!(images.contains("mine") && images.contains("v2"), "{images}");
-    let dir = std::env::temp_dir().join(unique("berth-save"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("berth-save");
     let tar = dir.join("x.tar");
     ok(&d.berth(&["save", "-o", tar.to_str().unwrap(), "mine:v2"]));
     let out = ok(&d.berth(&["rmi", "mine:v2"]));
@@ -107,7 +106,6 @@ fn berth_images_tag_save_rmi_import() {
     assert_eq!(unique.len(), 1, "one image, two tags: {ids}");
     let out = ok(&d.berth(&["image", "prune", "-f"]));
     assert!(out.contains("Total reclaimed space"), "{out}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -319,7 +319,7 @@ fn stdin_and_tty() {
 fn save_load_tag_rmi_roundtrip() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = tempdir();
+    let dir = TempDir::new("berth-tmp");
     let tar = dir.join("bb.tar");
     ok(&d.docker(&["tag", "busybox", "example.com/team/box:v1"]));
     let images = ok(&d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
@@ -358,13 +358,12 @@ fn save_load_tag_rmi_roundtrip() {
     assert!(!out.status.success(), "rmi of an image in use must fail");
     assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
     ok(&d.docker(&["rm", &c]));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn import_with_changes() {
     let d = Daemon::start();
-    let dir = tempdir();
+    let dir = TempDir::new("berth-tmp");
     let rootfs = dir.join("rootfs.tar");
     // Take the busybox layer out of the archive as a plain rootfs tar.
     let extract = dir.join("x");
@@ -400,7 +399,6 @@ fn import_with_changes() {
         ok(&d.docker(&["run", "--rm", "imported:1", "sh", "-c", "echo $FOO"])),
         "bar\n"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -626,7 +624,7 @@ fn api_errors_match_docker() {
 #[test]
 fn hostile_archives_are_refused_and_nothing_is_stored() {
     let d = Daemon::start();
-    let dir = tempdir();
+    let dir = TempDir::new("berth-tmp");
     // A docker-archive whose layer writes ../escape.
     let layer_dir = dir.join("layer");
     std::fs::create_dir_all(&layer_dir).unwrap();
@@ -667,7 +665,6 @@ fn hostile_archives_are_refused_and_nothing_is_stored() {
         .unwrap();
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(ok(&d.docker(&["images", "-q"])), "");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -706,12 +703,6 @@ print(len(c.images.list()))
         "137\n1\n",
         "sh as PID 1 ignores TERM: killed after the timeout"
     );
-}
-
-fn tempdir() -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(unique("berth-tmp"));
-    std::fs::create_dir_all(&p).unwrap();
-    p
 }
 
 #[test]

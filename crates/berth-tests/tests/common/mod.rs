@@ -38,14 +38,18 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Builds the busybox docker-archive once per test process.
+/// Builds the busybox docker-archive once per test process, into cargo's target tmp dir (not
+/// /tmp, so nothing is left behind). The archive is deterministic, so it is written under a
+/// private name and renamed into place: concurrent test processes never see a partial file.
 pub fn busybox_tar() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
-        let out = std::env::temp_dir().join(format!("berth-busybox-{}.tar", std::process::id()));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let out = dir.join("busybox.tar");
+        let tmp = dir.join(format!("busybox.tar.{}", std::process::id()));
         let st = Command::new("bash")
             .arg(repo_root().join("scripts/mkbusybox.sh"))
-            .arg(&out)
+            .arg(&tmp)
             .stdout(Stdio::null())
             .status()
             .expect("run mkbusybox.sh");
@@ -53,9 +57,31 @@ pub fn busybox_tar() -> PathBuf {
             st.success(),
             "mkbusybox.sh failed (is busybox-static installed?)"
         );
+        std::fs::rename(&tmp, &out).expect("move busybox.tar into place");
         out
     })
     .clone()
+}
+
+/// A temporary directory, removed on drop: also when the test fails.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
+        self.0.join(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A running berthd with its own roots; stopped and cleaned up on drop.
