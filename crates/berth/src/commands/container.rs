@@ -1,7 +1,7 @@
 //! Container commands other than run/create: ps, logs, stop, restart, kill, rm, start, wait,
 //! rename and prune.
 
-use super::run::{demux_push, read_wait, spawn_resize, stream_attached};
+use super::run::{demux_push, spawn_resize, start_wait, stream_attached};
 use super::{for_each, seg, write_out};
 use crate::cli::{
     ContainersArgs, KillArgs, LogsArgs, PruneArgs, PsArgs, RenameArgs, RmArgs, StartArgs, StopArgs,
@@ -443,15 +443,7 @@ pub async fn start(c: &Client, a: StartArgs) -> CmdResult {
         .await?;
     let auto_remove = info["HostConfig"]["AutoRemove"].as_bool().unwrap_or(false);
     let cond = if auto_remove { "removed" } else { "next-exit" };
-    let wait_resp = c
-        .request(
-            Method::POST,
-            &format!("/containers/{id}/wait?condition={cond}"),
-            empty(),
-            None,
-        )
-        .await?;
-    let waiter = tokio::spawn(async move { read_wait(wait_resp.into_body()).await });
+    let waiter = start_wait(c, &id, cond).await?;
     c.post(&format!("/containers/{id}/start"), None).await?;
     let raw = if tty && stdin {
         term::RawGuard::enable()

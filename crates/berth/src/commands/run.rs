@@ -363,16 +363,9 @@ pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
         .map_err(|e| run_error("run", &e.to_string()))?;
 
     let cond = if a.rm { "removed" } else { "next-exit" };
-    let wait_resp = c
-        .request(
-            Method::POST,
-            &format!("/containers/{id}/wait?condition={cond}"),
-            empty(),
-            None,
-        )
+    let waiter = start_wait(c, &id, cond)
         .await
         .map_err(|e| run_error("run", &e.to_string()))?;
-    let waiter = tokio::spawn(async move { read_wait(wait_resp.into_body()).await });
 
     if let Err(e) = c.post(&format!("/containers/{id}/start"), None).await {
         return Err(run_error("run", &e.to_string()));
@@ -392,6 +385,26 @@ pub async fn run(c: &Client, a: RunArgs) -> CmdResult {
 }
 
 /// Reads the wait body and returns the exit status (125 when the daemon reports an error).
+/// Sends `wait?condition=` before the container starts (the daemon answers with headers at
+/// once) and reads the exit code in the background.
+pub async fn start_wait(
+    c: &Client,
+    id: &str,
+    cond: &str,
+) -> Result<tokio::task::JoinHandle<CmdResult>, ClientError> {
+    let resp = c
+        .request(
+            Method::POST,
+            &format!("/containers/{id}/wait?condition={cond}"),
+            empty(),
+            None,
+        )
+        .await?;
+    Ok(tokio::spawn(
+        async move { read_wait(resp.into_body()).await },
+    ))
+}
+
 pub async fn read_wait(mut body: hyper::body::Incoming) -> CmdResult {
     let mut buf = Vec::new();
     while let Some(chunk) = next_chunk(&mut body).await {
