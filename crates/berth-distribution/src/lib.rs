@@ -1,0 +1,1 @@
+//! berth's OCI Distribution client: what berthd pulls and pushes with.

@@ -1,0 +1,1 @@
+//! berth's OCI Distribution registry server (`berth registry serve`).
