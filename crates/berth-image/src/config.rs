@@ -133,6 +133,10 @@ pub struct ImageRecord {
     /// Unpacked size of each layer, parallel to `layers`.
     #[serde(default)]
     pub layer_sizes: Vec<u64>,
+    /// Manifests this image was pulled or pushed with, stored as blobs, so a push sends the
+    /// same bytes (and the same digest) back.
+    #[serde(default)]
+    pub manifests: Vec<LayerBlob>,
 }
 
 /// An item of `DELETE /images/{name}` and prune responses.

@@ -254,6 +254,7 @@ impl ImageStore {
                 media_type,
             }],
             layer_sizes: sizes,
+            manifests: Vec::new(),
         };
         let (mut recs, _) = staging.commit(vec![NewImage {
             record,

@@ -33,8 +33,10 @@
 //! place before the transaction that references them, and anything unreferenced is swept at
 //! open (snapshots) or at deletion time (blobs).
 
+mod commit;
 mod config;
 mod digest;
+mod distribution;
 mod import;
 mod layer;
 mod load;
@@ -42,10 +44,12 @@ mod reference;
 mod save;
 mod store;
 
+pub use commit::{diff_tar, NewCommit};
 pub use config::{
     ContainerConfig, DeleteItem, History, HistoryItem, ImageConfig, ImageRecord, LayerBlob, RootFs,
 };
 pub use digest::{chain_ids, Digest};
+pub use distribution::{PulledImage, PulledLayer, PushPlan, OCI_CONFIG, OCI_MANIFEST};
 pub use layer::{apply_layer, decompressed};
 pub use reference::Reference;
 pub use store::ImageStore;

@@ -417,6 +417,7 @@ impl ImageStore {
                 parent: String::new(),
                 layer_blobs,
                 layer_sizes: sizes,
+                manifests: Vec::new(),
                 config,
             };
             debug!(image = %id, "staged image");

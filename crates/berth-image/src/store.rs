@@ -154,6 +154,25 @@ impl ImageStore {
     pub(crate) fn snapshot_fs(&self, n: u64) -> PathBuf {
         self.root().join("snapshots").join(n.to_string()).join("fs")
     }
+    pub(crate) fn inner_db(&self) -> &redb::Database {
+        &self.inner.db
+    }
+
+    /// Rewrites an existing image's record (tags are not stored in it).
+    pub(crate) fn put_record(&self, rec: &ImageRecord) -> Result<(), ImageError> {
+        let mut rec = rec.clone();
+        rec.repo_tags.clear();
+        rec.repo_digests.clear();
+        let v = serde_json::to_vec(&rec).map_err(db_err)?;
+        let tx = self.inner.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(IMAGES).map_err(db_err)?;
+            t.insert(rec.id.to_string().as_str(), v.as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
     pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.inner.lock.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -496,6 +515,7 @@ impl ImageStore {
         if delete_image {
             let mut candidates = vec![img.id.clone()];
             candidates.extend(img.layer_blobs.iter().map(|b| b.digest.clone()));
+            candidates.extend(img.manifests.iter().map(|b| b.digest.clone()));
             self.gc_blobs(&candidates)?;
         }
         Ok((items, reclaimed))
@@ -507,6 +527,7 @@ impl ImageStore {
         for i in self.raw_images()? {
             used.insert(i.id.clone());
             used.extend(i.layer_blobs.into_iter().map(|b| b.digest));
+            used.extend(i.manifests.into_iter().map(|b| b.digest));
         }
         for c in candidates {
             if !used.contains(c) {

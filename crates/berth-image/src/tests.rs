@@ -608,3 +608,111 @@ fn legacy_symlinked_layers_and_reload_is_idempotent() {
     assert_eq!(items.len(), 4, "{items:?}");
     assert_eq!(count(&t.path().join("snapshots")), 0);
 }
+
+/// An overlay upper dir becomes a layer: whiteouts, opaque dirs and hard links survive the
+/// round trip through `diff_tar` and `apply_layer`, and the committed image stacks on its base.
+#[test]
+fn diff_tar_and_commit_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = store(dir.path());
+    let (l1, _, _) = layers();
+    let cfg = config(&[&l1], "base");
+    let arch = docker_archive(&[(&cfg, vec![l1.clone()], vec!["base:1"])]);
+    s.load(&mut arch.as_slice(), &mut |_| {}).unwrap();
+    let base = s.resolve("base:1").unwrap();
+
+    let upper = dir.path().join("upper");
+    fs::create_dir_all(upper.join("opq")).unwrap();
+    fs::write(upper.join("opq/kept"), b"k").unwrap();
+    fs::write(upper.join("new"), b"fresh").unwrap();
+    fs::hard_link(upper.join("new"), upper.join("link")).unwrap();
+    nix_mknod_whiteout(&upper.join("gone"));
+    let c = std::ffi::CString::new(upper.join("opq").to_str().unwrap()).unwrap();
+    let rc = unsafe {
+        libc::setxattr(
+            c.as_ptr(),
+            c"trusted.overlay.opaque".as_ptr(),
+            b"y".as_ptr().cast(),
+            1,
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "setxattr needs root");
+    let tar_path = dir.path().join("layer.tar");
+    let mut f = fs::File::create(&tar_path).unwrap();
+    diff_tar(&upper, &mut f).unwrap();
+    drop(f);
+    let mut names = Vec::new();
+    let mut a = tar::Archive::new(fs::File::open(&tar_path).unwrap());
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        names.push((
+            e.path().unwrap().to_string_lossy().into_owned(),
+            e.header().entry_type(),
+        ));
+    }
+    let just: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        just,
+        [
+            ".wh.gone",
+            "link",
+            "new",
+            "opq/",
+            "opq/.wh..wh..opq",
+            "opq/kept"
+        ]
+    );
+    assert_eq!(
+        names[2].1,
+        tar::EntryType::Link,
+        "second name is a hard link"
+    );
+
+    let mut cc = base.config.clone();
+    cc.config.get_or_insert_with(Default::default).cmd = Some(vec!["new".into()]);
+    let img = s
+        .commit_image(NewCommit {
+            base: Some(&base),
+            config: cc,
+            layer: Some(&tar_path),
+            history: History {
+                created_by: Some("RUN x".into()),
+                ..Default::default()
+            },
+            tags: vec![Reference::parse("built:1").unwrap()],
+        })
+        .unwrap();
+    assert_eq!(img.layers.len(), 2);
+    assert_eq!(img.layers[0], base.layers[0]);
+    assert_eq!(img.config.history.len(), base.config.history.len() + 1);
+    assert_eq!(img.repo_tags, ["built:1"]);
+    assert_eq!(img.parent, base.id.to_string());
+    let lowers = s.lower_dirs(&img).unwrap();
+    assert_eq!(fs::read(lowers[0].join("new")).unwrap(), b"fresh");
+    // A metadata-only step adds history but no layer.
+    let meta = s
+        .commit_image(NewCommit {
+            base: Some(&img),
+            config: img.config.clone(),
+            layer: None,
+            history: History {
+                created_by: Some("ENV A=b".into()),
+                ..Default::default()
+            },
+            tags: vec![],
+        })
+        .unwrap();
+    assert_eq!(meta.layers, img.layers);
+    assert!(meta.config.history.last().unwrap().empty_layer);
+    // The image pushes as an OCI manifest listing its blobs.
+    let plan = s.push_plan("built:1").unwrap();
+    assert_eq!(plan.layers.len(), 2);
+    assert_eq!(plan.manifest_media_type, OCI_MANIFEST);
+}
+
+fn nix_mknod_whiteout(p: &Path) {
+    let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+    let rc = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, 0) };
+    assert_eq!(rc, 0, "mknod needs root");
+}
