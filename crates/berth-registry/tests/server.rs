@@ -1,0 +1,498 @@
+//! The registry in-process: the conformance suite, auth (htpasswd and the token flow), TLS,
+//! read-only mode, upload sweeping and gc.
+
+use berth_registry::{bind, gc, AuthConfig, Config, GcOptions, TlsConfig};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use std::path::Path;
+use std::time::Duration;
+
+async fn start(cfg: Config) -> (String, tokio::task::JoinHandle<()>) {
+    let server = bind(cfg).await.expect("bind");
+    let url = server.url();
+    let h = tokio::spawn(async move {
+        let _ = server.run().await;
+    });
+    (url, h)
+}
+
+fn config(root: &Path) -> Config {
+    Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        root: root.to_path_buf(),
+        ..Default::default()
+    }
+}
+
+type Client = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+fn client() -> Client {
+    hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http()
+}
+
+async fn send(
+    c: &Client,
+    method: Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (StatusCode, hyper::HeaderMap, Vec<u8>) {
+    let mut b = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        b = b.header(*k, v);
+    }
+    let r = c
+        .request(b.body(Full::new(Bytes::copy_from_slice(body))).unwrap())
+        .await
+        .unwrap();
+    let (st, h) = (r.status(), r.headers().clone());
+    (
+        st,
+        h,
+        r.into_body().collect().await.unwrap().to_bytes().to_vec(),
+    )
+}
+
+fn basic(u: &str, p: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+    )
+}
+
+fn sha(d: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(d)))
+}
+
+#[tokio::test]
+async fn conformance_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, h) = start(config(dir.path())).await;
+    berth_registry::conformance::run(&url)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    h.abort();
+    // Nothing half-uploaded is left behind by the suite's refused uploads.
+    let uploads = std::fs::read_dir(dir.path().join("uploads"))
+        .unwrap()
+        .count();
+    assert!(
+        uploads <= 1,
+        "only the mount-fallback session may remain: {uploads}"
+    );
+}
+
+#[tokio::test]
+async fn htpasswd_basic_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("htpasswd");
+    std::fs::write(
+        &pw,
+        format!("alice:{}\n", berth_registry::hash_password("s3cret")),
+    )
+    .unwrap();
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.auth = AuthConfig::Htpasswd {
+        path: pw,
+        realm: "test".into(),
+    };
+    let (url, h) = start(cfg).await;
+    let c = client();
+    let (st, hd, _) = send(&c, Method::GET, &format!("{url}/v2/"), &[], b"").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert_eq!(hd["WWW-Authenticate"], "Basic realm=\"test\"");
+    let wrong = [("Authorization", basic("alice", "nope"))];
+    assert_eq!(
+        send(&c, Method::GET, &format!("{url}/v2/"), &wrong, b"")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let right = [("Authorization", basic("alice", "s3cret"))];
+    assert_eq!(
+        send(&c, Method::GET, &format!("{url}/v2/"), &right, b"")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    h.abort();
+}
+
+#[tokio::test]
+async fn token_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("htpasswd");
+    std::fs::write(
+        &pw,
+        format!("bob:{}\n", berth_registry::hash_password("hunter2")),
+    )
+    .unwrap();
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.auth = AuthConfig::Token {
+        htpasswd: pw,
+        realm: None,
+        service: "svc".into(),
+        allow_anonymous_pull: false,
+    };
+    let (url, h) = start(cfg).await;
+    let c = client();
+    let data = b"layer";
+    let d = sha(data);
+    let push_url = format!("{url}/v2/team/app/blobs/uploads/?digest={d}");
+    let (st, hd, _) = send(&c, Method::POST, &push_url, &[], data).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let ch = hd["WWW-Authenticate"].to_str().unwrap().to_string();
+    assert!(
+        ch.starts_with(&format!("Bearer realm=\"{url}/token\"")),
+        "{ch}"
+    );
+    assert!(
+        ch.contains("service=\"svc\"") && ch.contains("scope=\"repository:team/app:pull,push\""),
+        "{ch}"
+    );
+    // Wrong password: no token.
+    let tok_url = format!("{url}/token?service=svc&scope=repository:team/app:pull,push");
+    let (st, _, _) = send(
+        &c,
+        Method::GET,
+        &tok_url,
+        &[("Authorization", basic("bob", "x"))],
+        b"",
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _, body) = send(
+        &c,
+        Method::GET,
+        &tok_url,
+        &[("Authorization", basic("bob", "hunter2"))],
+        b"",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let t = v["token"].as_str().unwrap().to_string();
+    assert_eq!(v["access_token"], v["token"]);
+    let bearer = [("Authorization", format!("Bearer {t}"))];
+    assert_eq!(
+        send(&c, Method::POST, &push_url, &bearer, data).await.0,
+        StatusCode::CREATED
+    );
+    // The token is for team/app only.
+    let other = format!("{url}/v2/team/other/blobs/uploads/?digest={d}");
+    let (st, hd, _) = send(&c, Method::POST, &other, &bearer, data).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(hd["WWW-Authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("insufficient_scope"));
+    // A pull-only token cannot push.
+    let pull_url = format!("{url}/token?service=svc&scope=repository:team/app:pull");
+    let (_, _, body) = send(
+        &c,
+        Method::GET,
+        &pull_url,
+        &[("Authorization", basic("bob", "hunter2"))],
+        b"",
+    )
+    .await;
+    let t2: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let pull_only = [(
+        "Authorization",
+        format!("Bearer {}", t2["token"].as_str().unwrap()),
+    )];
+    assert_eq!(
+        send(&c, Method::POST, &push_url, &pull_only, data).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(
+            &c,
+            Method::HEAD,
+            &format!("{url}/v2/team/app/blobs/{d}"),
+            &pull_only,
+            b""
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    // Forged tokens are refused.
+    let forged = [("Authorization", format!("Bearer {t}x"))];
+    assert_eq!(
+        send(&c, Method::POST, &push_url, &forged, data).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    h.abort();
+}
+
+#[tokio::test]
+async fn read_only_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.read_only = true;
+    let (url, h) = start(cfg).await;
+    let c = client();
+    let (st, _, body) = send(
+        &c,
+        Method::POST,
+        &format!("{url}/v2/a/blobs/uploads/"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(String::from_utf8_lossy(&body).contains("UNSUPPORTED"));
+    assert_eq!(
+        send(&c, Method::GET, &format!("{url}/v2/"), &[], b"")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    h.abort();
+}
+
+#[tokio::test]
+async fn tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ca = dir.path().join("ca.pem");
+    make_certs(dir.path(), &ca, &cert, &key);
+    let mut cfg = config(&dir.path().join("data"));
+    cfg.tls = Some(TlsConfig {
+        cert: cert.clone(),
+        key,
+    });
+    let (url, h) = start(cfg).await;
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    // A rustls client that trusts the certificate.
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls));
+    let addr = url.trim_start_matches("https://").to_string();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = connector.connect(name, tcp).await.expect("tls handshake");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let r = sender
+        .send_request(
+            Request::get("/v2/")
+                .header("Host", &addr)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    h.abort();
+}
+
+#[tokio::test]
+async fn uploads_are_resumable_and_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.upload_timeout = Duration::from_secs(3600);
+    let (url, h) = start(cfg.clone()).await;
+    let c = client();
+    let (_, hd, _) = send(
+        &c,
+        Method::POST,
+        &format!("{url}/v2/r/blobs/uploads/"),
+        &[],
+        b"",
+    )
+    .await;
+    let loc = format!("{url}{}", hd["Location"].to_str().unwrap());
+    send(&c, Method::PATCH, &loc, &[], b"hello ").await;
+    h.abort();
+    // A restarted registry (same root) resumes the session.
+    let (url2, h2) = start(cfg.clone()).await;
+    let loc2 = loc.replace(&url, &url2);
+    let (st, hd, _) = send(&c, Method::GET, &loc2, &[], b"").await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(hd["Range"], "0-5");
+    let d = sha(b"hello world");
+    let (st, _, _) = send(
+        &c,
+        Method::PUT,
+        &format!("{loc2}?digest={d}"),
+        &[],
+        b"world",
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    // Stale sessions are swept at start.
+    let (_, hd, _) = send(
+        &c,
+        Method::POST,
+        &format!("{url2}/v2/r/blobs/uploads/"),
+        &[],
+        b"",
+    )
+    .await;
+    let stale = format!("{url2}{}", hd["Location"].to_str().unwrap());
+    h2.abort();
+    cfg.upload_timeout = Duration::from_secs(0);
+    let (url3, h3) = start(cfg).await;
+    let (st, _, _) = send(&c, Method::GET, &stale.replace(&url2, &url3), &[], b"").await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    h3.abort();
+}
+
+#[tokio::test]
+async fn gc_frees_unreferenced_blobs_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, h) = start(config(dir.path())).await;
+    let c = client();
+    let up = |data: &'static [u8]| {
+        let c = c.clone();
+        let url = url.clone();
+        async move {
+            let d = sha(data);
+            let (st, _, _) = send(
+                &c,
+                Method::POST,
+                &format!("{url}/v2/g/blobs/uploads/?digest={d}"),
+                &[],
+                data,
+            )
+            .await;
+            assert_eq!(st, StatusCode::CREATED);
+            d
+        }
+    };
+    let cfg_d = up(b"{}").await;
+    let layer_d = up(b"kept layer").await;
+    let orphan = up(b"orphan").await;
+    let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cfg_d, "size": 2},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_d, "size": 10}]});
+    let (st, _, _) = send(
+        &c,
+        Method::PUT,
+        &format!("{url}/v2/g/manifests/t"),
+        &[(
+            "Content-Type",
+            "application/vnd.oci.image.manifest.v1+json".into(),
+        )],
+        &serde_json::to_vec(&m).unwrap(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    h.abort();
+    let blob = |d: &str| {
+        dir.path()
+            .join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    // Within the grace period (a push may still be on its way) nothing goes.
+    let r = gc(dir.path(), GcOptions::default()).unwrap();
+    assert_eq!(r.blobs_deleted, 0);
+    let dry = gc(
+        dir.path(),
+        GcOptions {
+            dry_run: true,
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(dry.blobs_deleted, 1);
+    assert!(blob(&orphan).exists());
+    let r = gc(
+        dir.path(),
+        GcOptions {
+            grace: Duration::ZERO,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(r.blobs_deleted, 1);
+    assert!(!blob(&orphan).exists());
+    assert!(blob(&layer_d).exists() && blob(&cfg_d).exists());
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (openssl).
+fn make_certs(dir: &Path, ca: &Path, cert: &Path, key: &Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        ca.to_str().unwrap(),
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        ca.to_str().unwrap(),
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
+}
