@@ -93,10 +93,8 @@ fn validate_host_config(h: &HostConfig) -> Result<()> {
             "can't create 'AutoRemove' container with restart policy",
         ));
     }
-    if !h.binds.is_empty() {
-        return Err(ApiError::not_implemented(
-            "bind mounts (Binds) are not supported yet",
-        ));
+    for b in &h.binds {
+        parse_bind(b)?;
     }
     for cap in h.cap_add.iter().chain(h.cap_drop.iter()) {
         if !cap.eq_ignore_ascii_case("all") {
@@ -337,5 +335,91 @@ mod tests {
             ..Default::default()
         };
         assert!(validate_host_config(&h).is_err());
+    }
+}
+
+/// One `HostConfig.Binds` entry: `/host/path:/container/path[:ro|rw[,…]]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    pub source: String,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+/// Parses a `Binds` entry with Docker's messages. Named volumes are refused by name: berth has
+/// no volume store yet.
+pub fn parse_bind(spec: &str) -> Result<Bind> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, destination, opts) = match parts.as_slice() {
+        [s, d] => (*s, *d, ""),
+        [s, d, o] => (*s, *d, *o),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "invalid volume specification: '{spec}'"
+            )))
+        }
+    };
+    if source.is_empty() || destination.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "invalid volume specification: '{spec}'"
+        )));
+    }
+    if !source.starts_with('/') {
+        return Err(ApiError::not_implemented(format!(
+            "named volumes are not supported by berth yet ({source}); use an absolute host path"
+        )));
+    }
+    if !destination.starts_with('/') {
+        return Err(ApiError::invalid(format!(
+            "invalid volume specification: '{spec}': invalid mount config: invalid mount path: '{destination}' mount path must be absolute"
+        )));
+    }
+    if destination == "/" {
+        return Err(ApiError::invalid(format!(
+            "invalid volume specification: '{spec}': invalid mount config: destination can't be '/'"
+        )));
+    }
+    let mut readonly = false;
+    for o in opts.split(',').filter(|o| !o.is_empty()) {
+        match o {
+            "ro" => readonly = true,
+            "rw" | "z" | "Z" | "private" | "rprivate" | "shared" | "rshared" | "slave"
+            | "rslave" | "nocopy" => {}
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "invalid volume specification: '{spec}': invalid mode: {other}"
+                )))
+            }
+        }
+    }
+    Ok(Bind {
+        source: source.to_string(),
+        destination: destination.to_string(),
+        readonly,
+    })
+}
+
+#[cfg(test)]
+mod bind_tests {
+    use super::*;
+
+    #[test]
+    fn binds() {
+        assert_eq!(
+            parse_bind("/a:/b:ro").unwrap(),
+            Bind {
+                source: "/a".into(),
+                destination: "/b".into(),
+                readonly: true
+            }
+        );
+        assert!(!parse_bind("/a:/b").unwrap().readonly);
+        assert!(parse_bind("/a").is_err());
+        assert!(parse_bind("/a:b").is_err());
+        assert!(parse_bind("/a:/b:xx").is_err());
+        assert_eq!(
+            parse_bind("vol:/b").unwrap_err().kind,
+            crate::error::ErrorKind::NotImplemented
+        );
     }
 }

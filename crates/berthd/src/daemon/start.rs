@@ -26,7 +26,7 @@ pub fn read_exit(shim_dir: &Path) -> Option<ExitInfo> {
 
 /// Finds a file of the container's filesystem by looking through the writable layer and then
 /// the image layers, top first (the view overlayfs would give).
-fn layered_file(layers: &[PathBuf], rel: &str) -> Option<String> {
+pub(crate) fn layered_file(layers: &[PathBuf], rel: &str) -> Option<String> {
     for l in layers {
         let p = l.join(rel);
         if let Ok(meta) = std::fs::symlink_metadata(&p) {
@@ -146,7 +146,7 @@ fn spec_input(d: &Daemon, rec: &ContainerRecord, layers: &[PathBuf]) -> Result<S
         "host" => NetNs::Host,
         _ => NetNs::New,
     };
-    let mounts = ["hostname", "hosts", "resolv.conf"]
+    let mut mounts: Vec<BindMount> = ["hostname", "hosts", "resolv.conf"]
         .iter()
         .map(|f| BindMount {
             source: dir.join(f),
@@ -154,6 +154,19 @@ fn spec_input(d: &Daemon, rec: &ContainerRecord, layers: &[PathBuf]) -> Result<S
             readonly: h.readonly_rootfs,
         })
         .collect();
+    for b in &h.binds {
+        let b = super::create::parse_bind(b)?;
+        // Docker creates a missing bind source as a directory.
+        if !Path::new(&b.source).exists() {
+            std::fs::create_dir_all(&b.source)
+                .map_err(|e| internal(&format!("create bind source {}", b.source), e))?;
+        }
+        mounts.push(BindMount {
+            source: b.source.into(),
+            destination: b.destination,
+            readonly: b.readonly,
+        });
+    }
     Ok(SpecInput {
         args,
         env: process_env(rec),
