@@ -38,6 +38,13 @@ pub struct Opts {
     /// Enable debug output (same as --log-level debug).
     #[arg(short = 'D', long)]
     pub debug: bool,
+    /// A registry (host[:port] or CIDR) reached over plain HTTP when HTTPS fails; loopback
+    /// registries always are.
+    #[arg(long = "insecure-registry", value_name = "REGISTRY")]
+    pub insecure_registries: Vec<String>,
+    /// A mirror tried before Docker Hub for docker.io images.
+    #[arg(long = "registry-mirror", value_name = "URL")]
+    pub registry_mirrors: Vec<String>,
     #[command(subcommand)]
     pub cmd: Option<Sub>,
 }

@@ -21,6 +21,8 @@ mod images;
 mod inspect;
 mod logs;
 pub mod model;
+mod pull;
+mod push;
 mod remove;
 mod shim_conn;
 mod start;
@@ -31,6 +33,7 @@ mod wait;
 pub use attach::AttachOpts;
 pub use inspect::{labels_match, parse_filters};
 pub use logs::{parse_time, LogsOpts};
+pub use pull::PullRequest;
 pub use stop::parse_signal;
 pub use wait::{wait, WaitCondition};
 
@@ -140,6 +143,13 @@ pub struct Daemon {
     pub store: Store,
     pub images: ImageStore,
     containers: RwLock<HashMap<String, Arc<Container>>>,
+    /// The registry client pulls and pushes go through.
+    pub registry: berth_distribution::Client,
+    /// `--insecure-registry` and `--registry-mirror`, for `info`.
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    /// One lock per layer digest being downloaded, so concurrent pulls share a download.
+    downloads: Mutex<HashMap<berth_image::Digest, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Daemon {
@@ -157,11 +167,21 @@ impl Daemon {
         let store = Store::open(db.clone()).map_err(|e| anyhow::anyhow!(e.message))?;
         let images = ImageStore::open(&paths.data_root, db)
             .map_err(|e| anyhow::anyhow!("open image store: {e}"))?;
+        let registry = berth_distribution::Client::new(berth_distribution::ClientOptions {
+            insecure_registries: opts.insecure_registries.clone(),
+            mirrors: opts.registry_mirrors.clone(),
+            ..Default::default()
+        })
+        .map_err(|e| anyhow::anyhow!("registry client: {e}"))?;
         let d = Arc::new(Daemon {
             paths,
             store,
             images,
             containers: RwLock::new(HashMap::new()),
+            registry,
+            insecure_registries: opts.insecure_registries.clone(),
+            registry_mirrors: opts.registry_mirrors.clone(),
+            downloads: Mutex::new(HashMap::new()),
         });
         for bytes in d
             .store

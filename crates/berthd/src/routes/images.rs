@@ -1,7 +1,7 @@
 //! `/images/…`. Image names contain slashes (`localhost:5000/a/b`), so the routes under
 //! `/images/{name}` are matched by their last segment.
 
-use super::{json, spool, status, AppState, Query};
+use super::{json, message_stream, registry_auth, spool, status, AppState, Query};
 use crate::error::{ApiError, Error};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
@@ -110,10 +110,15 @@ async fn save(State(d): State<AppState>, req: Request) -> R {
 async fn create(State(d): State<AppState>, req: Request) -> R {
     let q = Query::from_req(&req);
     if let Some(img) = q.get("fromImage").filter(|s| !s.is_empty()) {
-        return Err(ApiError::not_implemented(format!(
-            "pulling images is not implemented in berth yet (requested {img}); load the image with `docker load` or `berth load`"
-        ))
-        .into());
+        let rx = d
+            .image_pull(crate::daemon::PullRequest {
+                from_image: img.to_string(),
+                tag: q.get("tag").unwrap_or("").to_string(),
+                platform: q.get("platform").map(str::to_string),
+                auth: registry_auth(&req)?,
+            })
+            .await?;
+        return Ok(message_stream(rx));
     }
     match q.get("fromSrc") {
         Some("-") => {}
@@ -179,10 +184,11 @@ async fn by_name_post(State(d): State<AppState>, Path(rest): Path<String>, req: 
             .await?;
             Ok(status(201))
         }
-        (name, "push") => Err(ApiError::not_implemented(format!(
-            "pushing images is not implemented in berth yet ({name})"
-        ))
-        .into()),
+        (name, "push") => {
+            let auth = registry_auth(&req)?;
+            let rx = d.image_push(name, q.get("tag").unwrap_or(""), auth).await?;
+            Ok(message_stream(rx))
+        }
         _ => Err(ApiError::not_found("page not found").into()),
     }
 }

@@ -104,7 +104,6 @@ async fn unsupported(req: Request) -> Response {
         ("/volumes", "volumes"),
         ("/events", "the event stream"),
         ("/system/df", "disk usage (system df)"),
-        ("/auth", "registry login"),
         ("/commit", "commit"),
         ("/plugins", "plugins"),
         ("/swarm", "swarm mode"),
@@ -248,6 +247,90 @@ pub mod tempfile_path {
             let _ = std::fs::remove_file(&self.0);
         }
     }
+}
+
+/// Streams JSON progress messages as they come, one per line, as dockerd does.
+pub fn message_stream(
+    rx: tokio::sync::mpsc::Receiver<berth_api::message::JsonMessage>,
+) -> Response {
+    use futures_util::StreamExt;
+    let lines = tokio_stream::wrappers::ReceiverStream::new(rx)
+        .map(|m| Ok::<_, std::io::Error>(axum::body::Bytes::from(m.to_line())));
+    Response::builder()
+        .status(200)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(lines))
+        .unwrap_or_default()
+}
+
+/// Decodes `X-Registry-Auth` (base64url JSON `{username, password, identitytoken, …}`, padded
+/// or not; `e30=` is `{}`). Empty credentials mean anonymous.
+pub fn registry_auth<B>(
+    req: &http::Request<B>,
+) -> Result<Option<berth_distribution::Credentials>, Error> {
+    use base64::Engine;
+    let Some(h) = req.headers().get("X-Registry-Auth") else {
+        return Ok(None);
+    };
+    let raw = h.to_str().unwrap_or("").trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
+    let bytes = engines
+        .iter()
+        .find_map(|e| e.decode(raw).ok())
+        .ok_or_else(|| {
+            Error(ApiError::invalid(
+                "invalid X-Registry-Auth header: not base64",
+            ))
+        })?;
+    auth_config(&bytes)
+}
+
+/// Credentials from an AuthConfig JSON body (`/auth`, `X-Registry-Auth`).
+pub fn auth_config(bytes: &[u8]) -> Result<Option<berth_distribution::Credentials>, Error> {
+    #[derive(serde::Deserialize, Default)]
+    struct AuthConfig {
+        #[serde(default)]
+        username: String,
+        #[serde(default)]
+        password: String,
+        #[serde(default)]
+        auth: String,
+        #[serde(default, alias = "identitytoken", alias = "IdentityToken")]
+        identity_token: String,
+    }
+    let mut a: AuthConfig = parse_body(bytes)?;
+    if a.username.is_empty() && !a.auth.is_empty() {
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(a.auth.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(|| {
+                Error(ApiError::invalid(
+                    "invalid auth configuration: bad auth field",
+                ))
+            })?;
+        if let Some((u, p)) = decoded.split_once(':') {
+            a.username = u.into();
+            a.password = p.into();
+        }
+    }
+    if a.username.is_empty() && a.password.is_empty() && a.identity_token.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(berth_distribution::Credentials {
+        username: a.username,
+        password: a.password,
+        identity_token: (!a.identity_token.is_empty()).then_some(a.identity_token),
+    }))
 }
 
 #[cfg(test)]

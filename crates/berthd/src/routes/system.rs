@@ -11,6 +11,7 @@ pub fn routes() -> Router<AppState> {
         .route("/_ping", get(ping).head(ping))
         .route("/version", get(version))
         .route("/info", get(info))
+        .route("/auth", axum::routing::post(auth))
 }
 
 async fn ping(method: http::Method) -> Response {
@@ -38,4 +39,24 @@ async fn version(State(d): State<AppState>) -> Response {
 
 async fn info(State(d): State<AppState>) -> Response {
     json(d.info().await)
+}
+
+/// `POST /auth`: checks the credentials against the registry (`serveraddress`).
+async fn auth(
+    State(d): State<AppState>,
+    body: axum::body::Bytes,
+) -> Result<Response, crate::error::Error> {
+    #[derive(serde::Deserialize, Default)]
+    struct Server {
+        #[serde(default)]
+        serveraddress: String,
+    }
+    let server: Server = super::parse_body(&body)?;
+    let creds = super::auth_config(&body)?.ok_or_else(|| {
+        crate::error::ApiError::invalid("login needs a username and password or an identity token")
+    })?;
+    d.auth(&server.serveraddress, creds).await?;
+    Ok(super::json(
+        serde_json::json!({"Status": "Login Succeeded", "IdentityToken": ""}),
+    ))
 }
