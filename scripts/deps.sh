@@ -6,6 +6,9 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/include/seccomp.h ] || need+=(libseccomp-dev)
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
 command -v tar >/dev/null || need+=(tar)
+# Registry tests: skopeo as an outside client, htpasswd for basic-auth files.
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -68,6 +68,17 @@ pub enum Cmd {
     Save(SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
     Import(ImportArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Authenticate to a registry
+    Login(LoginArgs),
+    /// Log out from a registry
+    Logout(LogoutArgs),
+    /// Run or maintain berth's own OCI registry server
+    #[command(subcommand)]
+    Registry(RegistryCmd),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -114,6 +125,103 @@ pub enum ImageCmd {
     Import(ImportArgs),
     /// Remove unused images
     Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RegistryCmd {
+    /// Serve the OCI Distribution API (prints `berth registry listening on URL` once bound)
+    Serve(RegistryServeArgs),
+    /// Delete blobs no manifest references
+    Gc(RegistryGcArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct PushArgs {
+    /// Push all tags of an image to the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Suppress verbose output
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    /// Username
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Password
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Take the password from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LogoutArgs {
+    pub server: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RegistryServeArgs {
+    /// Address to listen on (port 0 picks a free port)
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Storage root
+    #[arg(long)]
+    pub root: Option<String>,
+    /// JSON config file (flags override it)
+    #[arg(long)]
+    pub config: Option<String>,
+    /// none, htpasswd or token
+    #[arg(long)]
+    pub auth: Option<String>,
+    /// htpasswd file with bcrypt entries (`htpasswd -B`)
+    #[arg(long)]
+    pub htpasswd: Option<String>,
+    /// With --auth token: let anonymous clients pull
+    #[arg(long = "anonymous-pull")]
+    pub anonymous_pull: bool,
+    #[arg(long = "tls-cert")]
+    pub tls_cert: Option<String>,
+    #[arg(long = "tls-key")]
+    pub tls_key: Option<String>,
+    /// Refuse every write
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct RegistryGcArgs {
+    /// Storage root
+    #[arg(long)]
+    pub root: Option<String>,
+    /// Report what would be deleted
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Also delete manifests no tag refers to
+    #[arg(long = "delete-untagged")]
+    pub delete_untagged: bool,
+    /// Keep blobs younger than this many seconds (uploads of a push in progress)
+    #[arg(long = "grace", default_value_t = 3600)]
+    pub grace_secs: u64,
 }
 
 #[derive(Subcommand, Debug)]

@@ -138,7 +138,27 @@ impl Client {
         body: Body,
         content_type: Option<&str>,
     ) -> Result<Response<Incoming>, ClientError> {
-        let req = self.build(method, path, body, content_type)?;
+        self.request_with(method, path, body, content_type, &[])
+            .await
+    }
+
+    /// `request` with extra headers (`X-Registry-Auth`, build secrets).
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Body,
+        content_type: Option<&str>,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>, ClientError> {
+        let mut req = self.build(method, path, body, content_type)?;
+        for (k, v) in headers {
+            let name = hyper::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            let value = hyper::header::HeaderValue::from_str(v)
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            req.headers_mut().insert(name, value);
+        }
         let io = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await

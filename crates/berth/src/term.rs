@@ -49,3 +49,27 @@ impl Drop for RawGuard {
         let _ = termios::tcsetattr(fd, SetArg::TCSANOW, &self.saved);
     }
 }
+
+/// Turns off echo on `fd` (for password prompts); returns the settings to restore.
+pub fn echo_off(fd: i32) -> Option<libc::termios> {
+    // SAFETY: termios is plain data; tcgetattr fills it or fails.
+    let mut t: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut t) } != 0 {
+        return None;
+    }
+    let saved = t;
+    t.c_lflag &= !libc::ECHO;
+    // SAFETY: t is a valid termios from tcgetattr.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &t) } != 0 {
+        return None;
+    }
+    Some(saved)
+}
+
+/// Restores terminal settings saved by `echo_off`.
+pub fn restore(fd: i32, t: &libc::termios) {
+    // SAFETY: t came from tcgetattr.
+    unsafe {
+        libc::tcsetattr(fd, libc::TCSANOW, t);
+    }
+}

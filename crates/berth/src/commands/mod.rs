@@ -2,10 +2,11 @@
 
 pub mod container;
 pub mod image;
+pub mod registry;
 pub mod run;
 pub mod system;
 
-use crate::cli::{Cmd, ContainerCmd, ImageCmd, SystemCmd};
+use crate::cli::{Cmd, ContainerCmd, ImageCmd, RegistryCmd, SystemCmd};
 use crate::client::Client;
 use crate::{CliError, CmdResult};
 
@@ -32,6 +33,12 @@ pub async fn dispatch(c: &Client, cmd: Cmd) -> CmdResult {
         Cmd::Load(a) => image::load(c, a).await,
         Cmd::Save(a) => image::save(c, a).await,
         Cmd::Import(a) => image::import(c, a).await,
+        Cmd::Pull(a) => registry::pull(c, a).await,
+        Cmd::Push(a) => registry::push(c, a).await,
+        Cmd::Login(a) => registry::login(c, a).await,
+        Cmd::Logout(a) => registry::logout(a).await,
+        Cmd::Registry(RegistryCmd::Serve(a)) => registry::serve(a).await,
+        Cmd::Registry(RegistryCmd::Gc(a)) => registry::gc(a).await,
         Cmd::Container(cc) => match cc {
             ContainerCmd::Ls(a) => container::ps(c, a).await,
             ContainerCmd::Run(a) => run::run(c, a).await,
