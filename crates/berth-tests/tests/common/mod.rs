@@ -73,6 +73,10 @@ impl TempDir {
         TempDir(p)
     }
 
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
     pub fn join(&self, p: impl AsRef<Path>) -> PathBuf {
         self.0.join(p)
     }
@@ -176,6 +180,10 @@ impl Daemon {
         std::fs::read_to_string(self.root.join("berthd.log")).unwrap_or_default()
     }
 
+    pub fn root_path(&self) -> &Path {
+        &self.root
+    }
+
     pub fn host(&self) -> String {
         format!("unix://{}", self.sock.display())
     }
@@ -204,6 +212,7 @@ impl Daemon {
         run_with(
             Command::new(bin_dir().join("berth"))
                 .env("BERTH_HOST", self.host())
+                .env("DOCKER_CONFIG", self.root.join("docker-config"))
                 .args(args),
             stdin,
         )
@@ -524,4 +533,74 @@ pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
 /// Whether the host runs cgroup v2 only.
 pub fn cgroup_v2() -> bool {
     Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// A `berth registry serve` process on a free loopback port with its own root; killed and its
+/// root removed on drop.
+pub struct Registry {
+    child: Child,
+    pub root: TempDir,
+    /// `127.0.0.1:PORT`
+    pub addr: String,
+    pub url: String,
+}
+
+impl Registry {
+    pub fn start(extra: &[&str]) -> Registry {
+        let root = TempDir::new("reg");
+        Self::start_in(root, extra)
+    }
+
+    pub fn start_in(root: TempDir, extra: &[&str]) -> Registry {
+        use std::io::BufRead;
+        let mut child = Command::new(bin_dir().join("berth"))
+            .args(["registry", "serve", "--addr", "127.0.0.1:0", "--root"])
+            .arg(root.join("data"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn berth registry serve");
+        let stdout = child.stdout.take().expect("registry stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut reg = Registry {
+            child,
+            root,
+            addr: String::new(),
+            url: String::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while reg.url.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .expect("berth registry serve did not print its address");
+            if let Some(url) = line.split("listening on ").nth(1) {
+                reg.url = url.trim().to_string();
+                reg.addr = reg
+                    .url
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_string();
+            }
+        }
+        reg
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
