@@ -583,13 +583,19 @@ async fn put_manifest(app: &App, name: &str, reference: &str, req: Request) -> R
         .trim()
         .to_string();
     let max = app.config.max_manifest_bytes;
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get("Content-Length")
         .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.parse::<usize>().ok())
-    {
+        .and_then(|s| s.parse::<usize>().ok());
+    if let Some(len) = declared {
         if len > max {
+            // Read (and drop) a moderately oversized body first, so the client gets the
+            // answer instead of a reset connection.
+            if len <= 64 << 20 {
+                let mut stream = req.into_body().into_data_stream();
+                while let Some(Ok(_)) = stream.next().await {}
+            }
             return Err(e(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "MANIFEST_INVALID",
