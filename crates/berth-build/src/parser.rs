@@ -152,7 +152,7 @@ pub fn parse(text: &str, file: &str) -> Result<Ast, BuildError> {
             if !original.is_empty() {
                 original.push('\n');
             }
-            original.push_str(trimmed);
+            original.push_str(trimmed.strip_suffix(escape).unwrap_or(trimmed));
             if let Some(stripped) = trimmed.strip_suffix(escape) {
                 joined.push_str(stripped);
                 i += 1;
