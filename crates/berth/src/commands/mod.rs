@@ -1,12 +1,13 @@
 //! One module per command group; `dispatch` routes a parsed command line to it.
 
+pub mod build;
 pub mod container;
 pub mod image;
 pub mod registry;
 pub mod run;
 pub mod system;
 
-use crate::cli::{Cmd, ContainerCmd, ImageCmd, RegistryCmd, SystemCmd};
+use crate::cli::{BuilderCmd, Cmd, ContainerCmd, ImageCmd, RegistryCmd, SystemCmd};
 use crate::client::Client;
 use crate::{CliError, CmdResult};
 
@@ -33,6 +34,8 @@ pub async fn dispatch(c: &Client, cmd: Cmd) -> CmdResult {
         Cmd::Load(a) => image::load(c, a).await,
         Cmd::Save(a) => image::save(c, a).await,
         Cmd::Import(a) => image::import(c, a).await,
+        Cmd::Build(a) => build::build(c, a).await,
+        Cmd::Builder(BuilderCmd::Prune(a)) => build::prune(c, a).await,
         Cmd::Pull(a) => registry::pull(c, a).await,
         Cmd::Push(a) => registry::push(c, a).await,
         Cmd::Login(a) => registry::login(c, a).await,

@@ -54,7 +54,6 @@ impl Daemon {
 
     /// `GET /images/json`.
     pub async fn image_list(self: &Arc<Self>, all: bool, filters: Filters) -> Result<Vec<Value>> {
-        let _ = all; // berth stores no intermediate images, so -a changes nothing yet.
         for k in filters.keys() {
             if !matches!(
                 k.as_str(),
@@ -67,8 +66,15 @@ impl Daemon {
         let mut list = blocking(move || images.list().map_err(image_err)).await?;
         list.sort_by(|a, b| b.created.cmp(&a.created));
         let containers: Vec<String> = self.all().iter().map(|c| c.snapshot().image_id).collect();
+        // Build steps leave untagged intermediate images; like Docker, only `-a` shows the
+        // ones another image was built on.
+        let parents: std::collections::HashSet<String> =
+            list.iter().map(|i| i.parent.clone()).collect();
         let mut out = Vec::new();
         for img in list {
+            if !all && img.repo_tags.is_empty() && parents.contains(&img.id.to_string()) {
+                continue;
+            }
             if let Some(d) = filters.get("dangling") {
                 let want = d.iter().any(|v| v == "true" || v == "1");
                 if want != img.repo_tags.is_empty() {

@@ -16,6 +16,7 @@
 //! ```
 
 mod attach;
+pub mod build;
 mod create;
 mod images;
 mod inspect;
@@ -31,6 +32,7 @@ mod system;
 mod wait;
 
 pub use attach::AttachOpts;
+pub use build::BuildRequest;
 pub use inspect::{labels_match, parse_filters};
 pub use logs::{parse_time, LogsOpts};
 pub use pull::PullRequest;

@@ -1,6 +1,7 @@
 //! The Engine API router: version prefixes, Docker's response headers, and one module per API
 //! resource. Handlers are thin: parse, call the daemon, encode.
 
+mod build;
 mod containers;
 mod images;
 mod system;
@@ -22,6 +23,7 @@ pub fn app(d: Arc<Daemon>) -> Router {
         .merge(system::routes())
         .merge(containers::routes())
         .merge(images::routes())
+        .merge(build::routes())
         .fallback(unsupported)
         .with_state(d);
     Router::new()
@@ -99,7 +101,6 @@ async fn unsupported(req: Request) -> Response {
             "exec, top, stats, export, changes, archive (cp) and update of containers",
         ),
         ("/exec/", "exec"),
-        ("/build", "image builds (POST /build)"),
         ("/networks", "networks"),
         ("/volumes", "volumes"),
         ("/events", "the event stream"),
