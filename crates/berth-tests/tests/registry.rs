@@ -21,7 +21,8 @@ fn docker_cli_push_pull_run() {
     // The second push finds every layer there.
     let again = ok(&d.docker(&["push", &name]));
     assert!(again.contains("Layer already exists"), "{again}");
-    let inspect = ok(&d.docker(&["image", "inspect", "-f", "{{json .RepoDigests}}", &name]));
+    // Plain `docker inspect` of a name with slashes tries containers, networks, … first.
+    let inspect = ok(&d.docker(&["inspect", "-f", "{{json .RepoDigests}}", &name]));
     assert!(
         inspect.contains("@sha256:"),
         "push records a repo digest: {inspect}"
@@ -90,6 +91,12 @@ fn pull_errors_are_quick_and_clear() {
     let out = d.docker(&["pull", &missing]);
     assert!(!out.status.success());
     let err = stderr(&out);
+    let nothing = d.docker(&["inspect", &missing]);
+    assert!(
+        stderr(&nothing).contains("No such object"),
+        "{}",
+        stderr(&nothing)
+    );
     assert!(
         err.contains("not found") && err.contains("manifest unknown"),
         "{err}"

@@ -128,8 +128,30 @@ async fn unsupported(req: Request) -> Response {
             ["volumes", name] if !name.is_empty() => {
                 return response(&ApiError::not_found(format!("get {name}: no such volume")))
             }
-            ["plugins", name, "json"] => {
-                return response(&ApiError::not_found(format!("plugin \"{name}\" not found")))
+            ["networks", name @ ..] if name.len() > 1 => {
+                return response(&ApiError::not_found(format!(
+                    "network {} not found",
+                    name.join("/")
+                )))
+            }
+            ["volumes", name @ ..] if name.len() > 1 => {
+                return response(&ApiError::not_found(format!(
+                    "get {}: no such volume",
+                    name.join("/")
+                )))
+            }
+            // A container name never has a slash; `docker inspect repo/image:tag` asks anyway.
+            ["containers", name @ .., "json"] if name.len() > 1 => {
+                return response(&ApiError::not_found(format!(
+                    "No such container: {}",
+                    name.join("/")
+                )))
+            }
+            ["plugins", name @ .., "json"] if !name.is_empty() => {
+                return response(&ApiError::not_found(format!(
+                    "plugin \"{}\" not found",
+                    name.join("/")
+                )))
             }
             _ => {}
         }
