@@ -9,6 +9,8 @@ command -v tar >/dev/null || need+=(tar)
 # Registry tests: skopeo as an outside client, htpasswd for basic-auth files.
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -507,6 +507,60 @@ impl Client {
         Err(last.unwrap_or_else(|| err(ErrorKind::Unavailable, format!("{host}: no endpoint"))))
     }
 
+    /// Downloads a URL (ADD <url>) to `dest`, following redirects; returns the size.
+    pub async fn fetch_url(&self, url: &str, dest: &Path) -> Result<u64> {
+        let mut url = url.to_string();
+        for _ in 0..6 {
+            let req = Request::get(&url)
+                .header("User-Agent", &self.inner.opts.user_agent)
+                .body(full(Bytes::new()))
+                .map_err(|e| err(ErrorKind::Invalid, format!("{url}: {e}")))?;
+            let resp = self.send_raw(req).await?;
+            if resp.status().is_redirection() {
+                match location(&resp) {
+                    Some(l) => {
+                        url = l;
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            if !resp.status().is_success() {
+                return Err(err(
+                    if resp.status() == StatusCode::NOT_FOUND {
+                        ErrorKind::NotFound
+                    } else {
+                        ErrorKind::Unavailable
+                    },
+                    format!("invalid response status {} from {url}", resp.status()),
+                ));
+            }
+            let io =
+                |e: std::io::Error| err(ErrorKind::Internal, format!("{}: {e}", dest.display()));
+            let mut f = std::fs::File::create(dest).map_err(io)?;
+            let mut body = resp.into_body();
+            let mut n = 0u64;
+            loop {
+                let frame = tokio::time::timeout(self.inner.opts.stall_timeout, body.frame())
+                    .await
+                    .map_err(|_| err(ErrorKind::Unavailable, format!("{url}: download stalled")))?;
+                let Some(frame) = frame else { break };
+                let frame = frame
+                    .map_err(|e| err(ErrorKind::Unavailable, format!("{url}: {}", chain(&e))))?;
+                if let Ok(d) = frame.into_data() {
+                    f.write_all(&d).map_err(io)?;
+                    n += d.len() as u64;
+                }
+            }
+            f.sync_all().map_err(io)?;
+            return Ok(n);
+        }
+        Err(err(
+            ErrorKind::Unavailable,
+            format!("{url}: too many redirects"),
+        ))
+    }
+
     fn remember_base(&self, host: &str, base: &str) {
         if host != "docker.io" {
             self.inner

@@ -242,3 +242,152 @@ fn build_errors_are_clear_and_tag_nothing() {
     // Nor a build container.
     assert_eq!(ok(&d.docker(&["ps", "-aq"])), "");
 }
+
+/// ADD of a URL and of a local tar, RUN --mount=type=bind from another stage, ONBUILD,
+/// and the metadata instructions, through the berth CLI with the context on stdin and a
+/// Dockerfile from outside the context.
+#[test]
+fn add_url_tar_bind_from_onbuild_and_metadata() {
+    let reg = Registry::start(&[]);
+    let d = Daemon::start();
+    d.load_busybox();
+    // Something to download: a blob served by the registry.
+    let blob = b"downloaded by ADD\n";
+    let digest = {
+        let out = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        out.stdin.as_ref().unwrap().write_all(blob).unwrap();
+        let o = out.wait_with_output().unwrap();
+        format!(
+            "sha256:{}",
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap()
+        )
+    };
+    let up = d.request("GET", "/_ping", None).unwrap();
+    assert_eq!(up.status, 200);
+    let put = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "POST",
+            "--data-binary",
+            "@-",
+            "-H",
+            "Content-Type: application/octet-stream",
+        ])
+        .arg(format!(
+            "{}/v2/files/blobs/uploads/?digest={digest}",
+            reg.url
+        ))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        put.stdin.as_ref().unwrap().write_all(blob).unwrap();
+    }
+    assert!(
+        put.wait_with_output().unwrap().status.success(),
+        "curl upload"
+    );
+    let url = format!("{}/v2/files/blobs/{digest}", reg.url);
+
+    let ctx = TempDir::new("ctx3");
+    // A tar ADD unpacks.
+    let mut tb = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(3);
+    h.set_mode(0o644);
+    tb.append_data(&mut h, "inner/x.txt", &b"tar"[..]).unwrap();
+    std::fs::write(ctx.join("files.tar"), tb.into_inner().unwrap()).unwrap();
+    let base = format!("{}:base", unique("onb"));
+    write(
+        &ctx,
+        "base.Dockerfile",
+        "FROM busybox\nONBUILD RUN echo triggered > /onbuild.txt\n",
+    );
+    ok(&d.berth(&[
+        "build",
+        "-q",
+        "-t",
+        &base,
+        "-f",
+        ctx.join("base.Dockerfile").to_str().unwrap(),
+        ctx.path().to_str().unwrap(),
+    ]));
+    let outside = TempDir::new("df");
+    write(
+        &outside,
+        "Dockerfile",
+        &format!(
+            "FROM busybox AS tools\nRUN echo from-tools > /tool.txt\n\
+             FROM {base}\n\
+             ADD --chmod=644 {url} /dl/\n\
+             ADD --chmod=644 --checksum={digest} {url} /dl/again\n\
+             ADD files.tar /unpacked/\n\
+             RUN --mount=type=bind,from=tools,source=/tool.txt,target=/mnt/tool.txt cp /mnt/tool.txt /copied.txt\n\
+             WORKDIR /made/by/workdir\n\
+             USER 1000:1000\n\
+             EXPOSE 8080\n\
+             VOLUME /data\n\
+             STOPSIGNAL SIGINT\n\
+             HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+             ENTRYPOINT [\"sh\", \"-c\"]\n\
+             CMD [\"id -u; pwd; cat /onbuild.txt /unpacked/inner/x.txt; echo; cat /dl/sha256:* /dl/again /copied.txt\"]\n"
+        ),
+    );
+    // The context goes as a tar on stdin, the Dockerfile named by -f inside it.
+    let mut tb = tar::Builder::new(Vec::new());
+    tb.append_dir_all(".", ctx.path()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    let df = std::fs::read(outside.join("Dockerfile")).unwrap();
+    h.set_size(df.len() as u64);
+    h.set_mode(0o644);
+    tb.append_data(&mut h, "custom.Dockerfile", df.as_slice())
+        .unwrap();
+    let tarball = tb.into_inner().unwrap();
+    let tag = format!("{}:1", unique("misc"));
+    let out = d.berth_stdin(
+        &["build", "-t", &tag, "-f", "custom.Dockerfile", "-"],
+        Some(&tarball),
+    );
+    let text = ok(&out);
+    assert!(text.contains("Executing 1 build trigger"), "{text}");
+    let run = ok(&d.docker(&["run", "--rm", &tag]));
+    assert_eq!(
+        run,
+        "1000\n/made/by/workdir\ntriggered\ntar\ndownloaded by ADD\ndownloaded by ADD\nfrom-tools\n"
+    );
+    let cfg = ok(&d.docker(&["image", "inspect", "-f", "{{json .Config}}", &tag]));
+    let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(v["User"], "1000:1000");
+    assert_eq!(v["StopSignal"], "SIGINT");
+    assert!(v["ExposedPorts"]["8080/tcp"].is_object(), "{v}");
+    assert!(v["Volumes"]["/data"].is_object(), "{v}");
+    assert_eq!(v["Healthcheck"]["Retries"], 2);
+    assert_eq!(v["Healthcheck"]["Interval"], 5_000_000_000u64);
+    // A wrong checksum fails the build.
+    write(
+        &ctx,
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nADD --checksum=sha256:{} {url} /x\n",
+            "0".repeat(64)
+        ),
+    );
+    let out = d.berth(&["build", ctx.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("checksum mismatch"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -304,6 +304,21 @@ pub fn content_digest(items: &[CopyItem], spec: &CopySpec) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// `sha256:<hex>` of a file.
+pub fn file_digest(p: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(p).map_err(|e| internal("open download", e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| internal("read download", e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
 /// Writes the copy as a layer tar. `parents` are image directories to create first (missing
 /// parents of the destinations), as root-owned 0755 directories.
 pub fn write_layer(

@@ -556,9 +556,11 @@ impl Ctx {
                 chmod,
                 add,
                 heredocs,
+                checksum,
             } => {
                 let c = CopyStep {
                     sources,
+                    checksum,
                     dest,
                     from,
                     chown,
@@ -682,7 +684,7 @@ impl Ctx {
                 "{text}: cannot run a command in an empty (scratch) image"
             )));
         }
-        let binds = self.mount_binds(&mounts).await?;
+        let (binds, _views) = self.mount_binds(&mounts).await?;
         let layer_path = self.next_file("layer");
         let cc = stage.config.config.clone().unwrap_or_default();
         let rs = RunStep {
@@ -708,8 +710,10 @@ impl Ctx {
     }
 
     /// Host directories for RUN mounts, as Binds entries.
-    async fn mount_binds(&mut self, mounts: &[RunMount]) -> Result<Vec<String>> {
+    /// Also returns the image views that must stay mounted while the step runs.
+    async fn mount_binds(&mut self, mounts: &[RunMount]) -> Result<(Vec<String>, Vec<RootView>)> {
         let mut binds = Vec::new();
+        let mut views = Vec::new();
         for m in mounts {
             match m {
                 RunMount::Cache { id, target } => {
@@ -727,20 +731,38 @@ impl Ctx {
                     source,
                     target,
                     from,
-                    rw,
+                    rw: _,
                 } => {
-                    if let Some(f) = from {
-                        return Err(ApiError::not_implemented(format!(
-                            "RUN --mount=type=bind,from={f} is not supported by berth yet"
-                        )));
-                    }
-                    let src = context::context_path(&self.context, source)?;
+                    let root = match from {
+                        None => self.context.clone(),
+                        Some(f) => {
+                            let img = match self.stage_index(f) {
+                                Some(i) => self.stage_images[i].clone().ok_or_else(|| {
+                                    ApiError::invalid(format!(
+                                        "--mount from={f}: stage was not built"
+                                    ))
+                                })?,
+                                None => self.image_or_pull(f).await?,
+                            };
+                            let images = self.d.images.clone();
+                            let l = blocking(move || images.lower_dirs(&img).map_err(image_err))
+                                .await?;
+                            let at = self.next_file("mount-from");
+                            let v = RootView::open(&l, at)?;
+                            let p = v.path.clone();
+                            views.push(v);
+                            p
+                        }
+                    };
+                    let src = context::context_path(&root, source)?;
                     if !src.exists() {
                         return Err(ApiError::invalid(format!(
                             "RUN --mount=type=bind: source {source} not found in the build context"
                         )));
                     }
-                    let mode = if *rw { "rw" } else { "ro" };
+                    // Writes through a bind mount must not reach the context or an image's layers,
+                    // and berth has no copy-on-write bind yet: `rw` mounts read-only.
+                    let mode = "ro";
                     binds.push(format!("{}:{target}:{mode}", src.display()));
                 }
                 RunMount::Secret {
@@ -772,7 +794,7 @@ impl Ctx {
                 }
             }
         }
-        Ok(binds)
+        Ok((binds, views))
     }
 
     /// WORKDIR: the config change, plus the directory itself when the image lacks it (as
@@ -826,6 +848,7 @@ impl Ctx {
     async fn copy(&mut self, stage: &mut Stage, text: &str, c: CopyStep) -> Result<()> {
         let CopyStep {
             mut sources,
+            checksum,
             dest,
             from,
             chown,
@@ -833,13 +856,17 @@ impl Ctx {
             add,
             heredocs,
         } = c;
-        if let Some(url) = sources
-            .iter()
-            .find(|s| s.starts_with("http://") || s.starts_with("https://"))
-        {
-            return Err(ApiError::not_implemented(format!(
-                "ADD from a URL is not supported by berth yet ({url})"
-            )));
+        let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+        let urls: Vec<String> = sources.iter().filter(|s| is_url(s)).cloned().collect();
+        if !urls.is_empty() && !add {
+            return Err(ApiError::invalid(
+                "source can't be a URL for COPY; use ADD to fetch from a URL",
+            ));
+        }
+        if !urls.is_empty() && (urls.len() != sources.len() || from.is_some()) {
+            return Err(ApiError::not_implemented(
+                "berth's ADD takes either URLs or local sources, not both",
+            ));
         }
         let lowers = match &stage.image {
             Some(img) => {
@@ -863,6 +890,48 @@ impl Ctx {
         // The source root: the context, or another stage's or image's filesystem.
         let mut view = None;
         let (root, excluded): (PathBuf, Excluder) = match &from {
+            None if !urls.is_empty() => {
+                // ADD <url>: fetched into a private dir, named by the URL's last path part,
+                // never unpacked (as Docker does), mode 0600.
+                let dir = self.next_file("urls");
+                std::fs::create_dir_all(&dir).map_err(|e| internal("url dir", e))?;
+                sources.clear();
+                for u in &urls {
+                    let path = u
+                        .split(['?', '#'])
+                        .next()
+                        .unwrap_or(u)
+                        .split_once("://")
+                        .map(|(_, rest)| rest.split_once('/').map(|(_, p)| p).unwrap_or(""))
+                        .unwrap_or("");
+                    let name = path.rsplit('/').next().unwrap_or("").to_string();
+                    if name.is_empty() || name == "." || name == ".." {
+                        return Err(ApiError::invalid(format!(
+                            "cannot determine filename from url: {u}"
+                        )));
+                    }
+                    let dest = dir.join(&name);
+                    self.say(format!("Downloading {u}\n")).await;
+                    self.d
+                        .registry
+                        .fetch_url(u, &dest)
+                        .await
+                        .map_err(|e| ApiError::invalid(format!("ADD {u}: {e}")))?;
+                    if let Some(c) = &checksum {
+                        let got = copy::file_digest(&dest)?;
+                        if &got != c {
+                            return Err(ApiError::invalid(format!(
+                                "ADD {u}: checksum mismatch: expected {c}, got {got}"
+                            )));
+                        }
+                    }
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o600))
+                        .map_err(|e| internal("chmod download", e))?;
+                    sources.push(name);
+                }
+                (dir, Arc::new(|_: &str| false))
+            }
             None if !heredocs.is_empty() => {
                 // COPY <<EOF: the heredocs become files of a private source dir.
                 let dir = self.next_file("heredoc");
@@ -897,7 +966,8 @@ impl Ctx {
             workdir: stage.workdir(),
             chown: chown_ids,
             chmod,
-            extract_archives: add,
+            // Downloads are never unpacked.
+            extract_archives: add && urls.is_empty(),
         };
         let layer_path = self.next_file("layer");
         let lw = lowers.clone();
@@ -952,6 +1022,7 @@ impl Ctx {
 /// A COPY or ADD after expansion.
 struct CopyStep {
     sources: Vec<String>,
+    checksum: Option<String>,
     dest: String,
     from: Option<String>,
     chown: Option<String>,

@@ -48,6 +48,8 @@ pub enum Step {
         add: bool,
         /// Heredoc files: (name, content).
         heredocs: Vec<(String, String)>,
+        /// ADD --checksum.
+        checksum: Option<String>,
     },
     Env(Vec<(String, String)>),
     Arg(Vec<(String, Option<String>)>),
@@ -289,6 +291,7 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
                 chmod,
                 add,
                 heredocs,
+                checksum: c.checksum,
             }
         }
         Instruction::Env(kv) => Step::Env(kv),
