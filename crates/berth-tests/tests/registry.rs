@@ -69,6 +69,11 @@ fn berth_cli_push_pull_between_daemons() {
     ok(&a.berth(&["tag", "busybox", &name]));
     let out = ok(&a.berth(&["push", &name]));
     assert!(out.contains("latest: digest: sha256:"), "{out}");
+    // Another repository on the same registry gets the layer by a cross-repository mount.
+    let second = format!("{}/{}:latest", reg.addr, unique("mnt"));
+    ok(&a.berth(&["tag", &name, &second]));
+    let out = ok(&a.berth(&["push", &second]));
+    assert!(out.contains("Mounted from"), "{out}");
     let out = ok(&b.berth(&["pull", &name]));
     assert!(out.contains("Downloaded newer image"), "{out}");
     assert_eq!(
@@ -237,4 +242,76 @@ fn conformance_against_process() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(berth_registry::conformance::run(&reg.url))
         .unwrap_or_else(|e| panic!("conformance: {e}"));
+}
+
+/// An image index: berthd picks this machine's platform, and names the platform it lacks.
+#[test]
+fn pull_selects_platform_from_an_index() {
+    let reg = Registry::start(&[]);
+    let d = Daemon::start();
+    d.load_busybox();
+    let repo = format!("{}/{}", reg.addr, unique("idx"));
+    ok(&d.docker(&["tag", "busybox", &format!("{repo}:single")]));
+    let out = ok(&d.docker(&["push", &format!("{repo}:single")]));
+    let digest = out
+        .split("digest: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("digest in push output")
+        .to_string();
+    let size: usize = out
+        .split("size: ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("size in push output");
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+             "platform": {"os": "linux", "architecture": "riscv64"}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": size,
+             "platform": {"os": "linux", "architecture": go_arch()}},
+        ]
+    });
+    let path = repo.split_once('/').unwrap().1;
+    let put = std::process::Command::new("curl")
+        .args([
+            "-fsS",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+        ])
+        .arg(index.to_string())
+        .arg(format!("{}/v2/{path}/manifests/multi", reg.url))
+        .output()
+        .expect("curl");
+    assert!(put.status.success(), "{}", stderr(&put));
+    ok(&d.docker(&["rmi", "-f", "busybox"]));
+    let multi = format!("{repo}:multi");
+    let out = ok(&d.docker(&[
+        "pull",
+        "--platform",
+        &format!("linux/{}", go_arch()),
+        &multi,
+    ]));
+    assert!(out.contains("Digest: sha256:"), "{out}");
+    assert_eq!(
+        ok(&d.docker(&["run", "--rm", &multi, "echo", "idx"])),
+        "idx\n"
+    );
+    let out = d.docker(&["pull", "--platform", "linux/s390x", &multi]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("linux/s390x"), "{}", stderr(&out));
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }

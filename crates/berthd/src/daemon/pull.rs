@@ -204,14 +204,17 @@ impl Daemon {
             let full = reference.full();
             blocking(move || Ok(images.resolve(&full).ok().map(|r| r.id))).await?
         };
+        // What the user asked for: the index's digest when the tag names an index.
+        let top_digest = resolved
+            .index_digest
+            .clone()
+            .unwrap_or_else(|| resolved.digest.clone());
         let mut refs = vec![];
         match reference.digest() {
             Some(_) => refs.push(reference.clone()),
             None => {
                 refs.push(reference.clone());
-                if let Ok(r) =
-                    Reference::parse(&format!("{}@{}", reference.name(), resolved.digest))
-                {
+                if let Ok(r) = Reference::parse(&format!("{}@{}", reference.name(), top_digest)) {
                     refs.push(r);
                 }
             }
@@ -247,7 +250,7 @@ impl Daemon {
                 send(layer_msg(&short_id(&l.digest), "Pull complete")).await;
             }
         }
-        send(JsonMessage::status(format!("Digest: {}", resolved.digest))).await;
+        send(JsonMessage::status(format!("Digest: {top_digest}"))).await;
         let what = if before.as_ref() == Some(&rec.id) {
             "Image is up to date for"
         } else {
