@@ -2,7 +2,9 @@
 # Registry push/pull and blob serving, side by side in one run:
 #   berthd  + berth registry serve        (docker CLI → berthd → berth's registry)
 #   dockerd + Debian's docker-registry    (docker CLI → Debian's dockerd → distribution 2.8)
-# The image is busybox plus one 200 MB random file, imported as one layer into each daemon.
+# The image is busybox plus one 200 MB random file, imported as one layer into each daemon;
+# each round pushes it to a fresh registry, removes it, and pulls it back. dockerd gzips the
+# layer on push (random bytes do not shrink); berthd pushes the stored blob as it is.
 # Reports the median of N runs (default 3) of push, pull (after rmi) and the blob GET
 # throughput of each registry (curl, from page cache, median of 5), with ratios to Docker's.
 # Needs root; installs docker.io and docker-registry when missing.
@@ -42,21 +44,25 @@ tar -xf "$work/$layer" -C "$work/rootfs"
 head -c "$((SIZE_MB * 1024 * 1024))" /dev/urandom > "$work/rootfs/random.bin"
 tar -C "$work/rootfs" -cf "$work/rootfs.tar" .
 
-# Registries.
-bport=$(free_port)
-"$bin/berth" registry serve --addr "127.0.0.1:$bport" --root "$work/breg" > "$work/breg.log" 2>&1 &
-pids+=($!)
-dport=$(free_port)
-cat > "$work/dreg.yml" <<EOF
+# Registries: a fresh pair per push/pull round, so every push uploads and nothing is mounted
+# from an earlier round.
+start_registries() { # round
+  local r=$1
+  bport=$(free_port)
+  "$bin/berth" registry serve --addr "127.0.0.1:$bport" --root "$work/breg$r" > "$work/breg$r.log" 2>&1 &
+  pids+=($!)
+  dport=$(free_port)
+  cat > "$work/dreg$r.yml" <<EOF
 version: 0.1
 log: {level: error}
-storage: {filesystem: {rootdirectory: $work/dreg}, delete: {enabled: true}}
+storage: {filesystem: {rootdirectory: $work/dreg$r}, delete: {enabled: true}}
 http: {addr: 127.0.0.1:$dport}
 EOF
-docker-registry serve "$work/dreg.yml" > "$work/dreg.log" 2>&1 &
-pids+=($!)
-wait_http "http://127.0.0.1:$bport/v2/"
-wait_http "http://127.0.0.1:$dport/v2/"
+  docker-registry serve "$work/dreg$r.yml" > "$work/dreg$r.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$bport/v2/"
+  wait_http "http://127.0.0.1:$dport/v2/"
+}
 
 # Daemons.
 "$bin/berthd" -H "unix://$work/berth.sock" --data-root "$work/berth/data" --exec-root "$work/berth/run" 2>"$work/berthd.log" &
@@ -69,27 +75,29 @@ for s in berth docker; do
 done
 B="env DOCKER_HOST=unix://$work/berth.sock DOCKER_CONFIG=$work/cfg docker"
 D="env DOCKER_HOST=unix://$work/docker.sock DOCKER_CONFIG=$work/cfg docker"
-$B import -q "$work/rootfs.tar" big:1 >/dev/null
-$D import -q "$work/rootfs.tar" big:1 >/dev/null
 
 ms() { date +%s%N; }
 median() { sort -n | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 : > "$work/results"
-run() { # label, docker-command-prefix, registry port
-  local label=$1 cli=$2 port=$3 push=() pull=()
-  for i in $(seq "$N"); do
-    local ref="127.0.0.1:$port/bench$i/big:1"
-    $cli tag big:1 "$ref"
-    local a b; a=$(ms); $cli push -q "$ref" >/dev/null; b=$(ms); push+=($(( (b - a) / 1000000 )))
-    $cli rmi "$ref" >/dev/null
-    a=$(ms); $cli pull -q "$ref" >/dev/null; b=$(ms); pull+=($(( (b - a) / 1000000 )))
-    $cli rmi "$ref" >/dev/null
-  done
-  echo "$label push $(printf '%s\n' "${push[@]}" | median)" >> "$work/results"
-  echo "$label pull $(printf '%s\n' "${pull[@]}" | median)" >> "$work/results"
+round() { # label, docker-command-prefix, registry port -> appends "push pull" ms
+  local cli=$1 port=$2 ref="127.0.0.1:$2/bench/big:1" a b p q
+  $cli import "$work/rootfs.tar" "$ref" >/dev/null
+  a=$(ms); $cli push "$ref" >/dev/null; b=$(ms); p=$(( (b - a) / 1000000 ))
+  $cli rmi -f "$($cli image inspect -f '{{.Id}}' "$ref")" >/dev/null
+  a=$(ms); $cli pull "$ref" >/dev/null; b=$(ms); q=$(( (b - a) / 1000000 ))
+  $cli rmi -f "$($cli image inspect -f '{{.Id}}' "$ref")" >/dev/null
+  echo "$p $q"
 }
-run berth "$B" "$bport"
-run docker "$D" "$dport"
+bp=(); bq=(); dp=(); dq=()
+for i in $(seq "$N"); do
+  start_registries "$i"
+  read -r p q < <(round "$B" "$bport"); bp+=("$p"); bq+=("$q")
+  read -r p q < <(round "$D" "$dport"); dp+=("$p"); dq+=("$q")
+done
+echo "berth push $(printf '%s\n' "${bp[@]}" | median)" >> "$work/results"
+echo "berth pull $(printf '%s\n' "${bq[@]}" | median)" >> "$work/results"
+echo "docker push $(printf '%s\n' "${dp[@]}" | median)" >> "$work/results"
+echo "docker pull $(printf '%s\n' "${dq[@]}" | median)" >> "$work/results"
 
 # Blob GET throughput: the big layer of each registry's copy, from page cache.
 blob_speed() { # port, repo
@@ -102,8 +110,8 @@ blob_speed() { # port, repo
     curl -fsS -o /dev/null -w '%{speed_download}\n' "http://127.0.0.1:$port/v2/$repo/blobs/$digest"
   done | median
 }
-$B tag big:1 "127.0.0.1:$bport/get/big:1" && $B push -q "127.0.0.1:$bport/get/big:1" >/dev/null
-$D tag big:1 "127.0.0.1:$dport/get/big:1" && $D push -q "127.0.0.1:$dport/get/big:1" >/dev/null
+$B import "$work/rootfs.tar" "127.0.0.1:$bport/get/big:1" >/dev/null && $B push "127.0.0.1:$bport/get/big:1" >/dev/null
+$D import "$work/rootfs.tar" "127.0.0.1:$dport/get/big:1" >/dev/null && $D push "127.0.0.1:$dport/get/big:1" >/dev/null
 echo "berth get $(blob_speed "$bport" get/big)" >> "$work/results"
 echo "docker get $(blob_speed "$dport" get/big)" >> "$work/results"
 

@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, Result};
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 /// Unpacks the context tar at `tar_path` into `dest` (which must exist and be empty).
 pub fn unpack(tar_path: &Path, dest: &Path) -> Result<()> {
@@ -54,44 +54,12 @@ pub fn safe_relative(p: &Path) -> bool {
     })
 }
 
-/// Joins a context-relative path (from a COPY source) onto the context root, refusing `..`
-/// escapes. Symlinks inside the context are resolved later, against the context root.
-pub fn context_path(root: &Path, rel: &str) -> Result<PathBuf> {
-    let mut out = root.to_path_buf();
-    for c in Path::new(rel).components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir => {
-                if !out.pop() || !out.starts_with(root) {
-                    return Err(ApiError::invalid(format!(
-                        "forbidden path outside the build context: {rel}"
-                    )));
-                }
-            }
-            Component::Prefix(_) => {}
-        }
-    }
-    if !out.starts_with(root) {
-        return Err(ApiError::invalid(format!(
-            "forbidden path outside the build context: {rel}"
-        )));
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn paths() {
-        let root = Path::new("/ctx");
-        assert_eq!(context_path(root, "a/b").unwrap(), Path::new("/ctx/a/b"));
-        assert_eq!(context_path(root, "/a/./b").unwrap(), Path::new("/ctx/a/b"));
-        assert_eq!(context_path(root, "a/../b").unwrap(), Path::new("/ctx/b"));
-        assert!(context_path(root, "../x").is_err());
-        assert!(context_path(root, "a/../../x").is_err());
         assert!(safe_relative(Path::new("./a/b")));
         assert!(!safe_relative(Path::new("a/../../b")));
     }

@@ -92,7 +92,7 @@ pub fn expand_source(root: &Path, pattern: &str) -> Result<Vec<String>> {
     for comp in clean {
         let mut next = Vec::new();
         for base in &found {
-            let dir = root.join(base);
+            let dir = resolve_in_root(root, base, true)?;
             if has_glob(comp) {
                 let mut names: Vec<String> = match std::fs::read_dir(&dir) {
                     Ok(rd) => rd
@@ -113,6 +113,53 @@ pub fn expand_source(root: &Path, pattern: &str) -> Result<Vec<String>> {
         found = next;
     }
     Ok(found)
+}
+
+/// Resolves a root-relative path on the host with symlinks resolved inside `root` (an absolute
+/// link target starts again at `root`, `..` never climbs above it), as if `root` were `/`.
+/// The last component is followed only with `follow_last`.
+pub fn resolve_in_root(root: &Path, rel: &str, follow_last: bool) -> Result<PathBuf> {
+    let mut cur = root.to_path_buf();
+    let mut parts: std::collections::VecDeque<String> = rel
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .map(str::to_string)
+        .collect();
+    let mut hops = 0;
+    while let Some(p) = parts.pop_front() {
+        if p == ".." {
+            if cur != root {
+                cur.pop();
+            }
+            continue;
+        }
+        let next = cur.join(&p);
+        let is_last = parts.is_empty();
+        match std::fs::symlink_metadata(&next) {
+            Ok(md) if md.file_type().is_symlink() && (!is_last || follow_last) => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(ApiError::invalid(format!(
+                        "too many levels of symbolic links: {rel}"
+                    )));
+                }
+                let target = std::fs::read_link(&next).map_err(|e| internal("readlink", e))?;
+                let t = target.to_string_lossy().into_owned();
+                if t.starts_with('/') {
+                    cur = root.to_path_buf();
+                }
+                let mut more: std::collections::VecDeque<String> = t
+                    .split('/')
+                    .filter(|c| !c.is_empty() && *c != ".")
+                    .map(str::to_string)
+                    .collect();
+                more.extend(parts.drain(..));
+                parts = more;
+            }
+            _ => cur = next,
+        }
+    }
+    Ok(cur)
 }
 
 fn join_rel(base: &str, name: &str) -> String {
@@ -204,11 +251,11 @@ pub fn plan(
     let dest_rel = dest.trim_start_matches('/').to_string();
     let mut items = Vec::new();
     for rel in sources {
-        let src = root.join(&rel);
+        let src = resolve_in_root(root, &rel, false)?;
         let md =
             std::fs::symlink_metadata(&src).map_err(|e| internal(&format!("stat {rel}"), e))?;
         if md.is_dir() {
-            walk_dir(root, &rel, &dest_rel, excluded, &mut items)?;
+            walk_dir(&src, &rel, &dest_rel, excluded, &mut items)?;
         } else {
             let base = rel.rsplit('/').next().unwrap_or(&rel).to_string();
             let extract = spec.extract_archives && md.is_file() && is_archive(&src);
@@ -230,19 +277,20 @@ pub fn plan(
 }
 
 fn walk_dir(
-    root: &Path,
+    dir: &Path,
     rel: &str,
     dest: &str,
     excluded: &dyn Fn(&str) -> bool,
     out: &mut Vec<CopyItem>,
 ) -> Result<()> {
-    // The directory itself (its mode and owner), then its contents.
+    // The directory itself (its mode and owner), then its contents; symlinks inside are
+    // copied as links, never followed.
     out.push(CopyItem {
-        src: root.join(rel),
+        src: dir.to_path_buf(),
         dest: dest.to_string(),
         extract: false,
     });
-    let mut names: Vec<String> = std::fs::read_dir(root.join(rel))
+    let mut names: Vec<String> = std::fs::read_dir(dir)
         .map_err(|e| internal(&format!("read {rel}"), e))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -254,9 +302,9 @@ fn walk_dir(
             continue;
         }
         let d = join_rel(dest, &n);
-        let p = root.join(&r);
+        let p = dir.join(&n);
         if p.symlink_metadata().map(|m| m.is_dir()).unwrap_or(false) {
-            walk_dir(root, &r, &d, excluded, out)?;
+            walk_dir(&p, &r, &d, excluded, out)?;
         } else {
             out.push(CopyItem {
                 src: p,
@@ -508,6 +556,16 @@ mod tests {
         assert!(plan(r, &spec(&["nope"], "/x"), &none, &none).is_err());
         assert!(plan(r, &spec(&["../x"], "/x"), &none, &none).is_err());
         assert!(plan(r, &spec(&["src/a.txt", "top.txt"], "/file"), &none, &none).is_err());
+        // Symlinks resolve inside the root, never to the host's files.
+        std::os::unix::fs::symlink("/etc", r.join("etc-link")).unwrap();
+        std::os::unix::fs::symlink("../../..", r.join("src/up")).unwrap();
+        assert!(plan(r, &spec(&["etc-link/passwd"], "/x"), &none, &none).is_err());
+        let via = plan(r, &spec(&["src/up/top.txt"], "/x"), &none, &none).unwrap();
+        assert_eq!(via[0].src, r.join("top.txt"));
+        assert_eq!(
+            resolve_in_root(r, "etc-link/x", false).unwrap(),
+            r.join("etc/x")
+        );
         // Content digest ignores mtimes but not contents.
         let items = plan(r, &spec(&["src"], "/app"), &none, &none).unwrap();
         let s = spec(&["src"], "/app");

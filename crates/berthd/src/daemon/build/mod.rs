@@ -241,7 +241,7 @@ impl Daemon {
             blocking(move || {
                 std::fs::create_dir_all(&ctx_dir).map_err(|e| internal("create build dir", e))?;
                 context::unpack(&tar, &ctx_dir)?;
-                let df_path = context::context_path(&ctx_dir, &name)?;
+                let df_path = copy::resolve_in_root(&ctx_dir, &name, true)?;
                 let text = std::fs::read_to_string(&df_path).map_err(|_| {
                     ApiError::invalid(format!("Cannot locate specified Dockerfile: {name}"))
                 })?;
@@ -703,7 +703,14 @@ impl Ctx {
             cpuset_cpus: self.req.cpuset_cpus.clone(),
         };
         let shown = argv.join(" ");
-        let out = self.d.build_run(&rs, &shown, layer_path, &self.tx).await?;
+        // `-q` shows nothing of the steps: their output goes nowhere.
+        let quiet_sink = mpsc::channel(1).0;
+        let tx = if self.req.quiet {
+            &quiet_sink
+        } else {
+            &self.tx
+        };
+        let out = self.d.build_run(&rs, &shown, layer_path, tx).await?;
         self.commit(stage, out.layer, text).await?;
         self.d.cache_store(&key, &stage.id())?;
         Ok(())
@@ -754,7 +761,7 @@ impl Ctx {
                             p
                         }
                     };
-                    let src = context::context_path(&root, source)?;
+                    let src = copy::resolve_in_root(&root, source, true)?;
                     if !src.exists() {
                         return Err(ApiError::invalid(format!(
                             "RUN --mount=type=bind: source {source} not found in the build context"
