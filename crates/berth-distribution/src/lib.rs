@@ -5,46 +5,31 @@
 //! authentication follows the registry's `WWW-Authenticate` challenge (Basic, or Docker's
 //! Bearer token flow with tokens cached per scope), and every manifest and blob is verified
 //! against its digest before it is handed over or renamed into place.
+//!
+//! Timeouts: a TCP connect gives up after `connect_timeout` (5 s), response headers are awaited
+//! for `response_timeout` (30 s), and a body (either way) may pause for `stall_timeout` (60 s);
+//! every such failure is [`DistError::Unavailable`] naming the URL, as Go's net/http does
+//! (`Get "https://host/v2/": …: Connection refused`).
+//!
+//! Not done: chunked (PATCH) uploads and resuming an interrupted upload (a blob is one
+//! streamed PUT), schema 1 manifests (refused, as Docker 28 does), foreign-layer `urls`,
+//! nested indexes, and reading certs.d again after a registry's first use (it is read once per
+//! `host[:port]` and cached with that registry's connection pool).
 
 mod auth;
 mod client;
+mod endpoint;
+mod error;
+mod pull;
+mod push;
+mod repository;
 mod types;
 
 pub use auth::{parse_challenge, Challenge};
-pub use client::{Client, ClientOptions, Repository};
+pub use client::{Client, ClientOptions};
+pub use error::{DistError, ErrorKind, Result};
+pub use repository::Repository;
 pub use types::{Credentials, Descriptor, Platform, ResolvedManifest};
-
-/// What kind of failure a registry operation had, for the daemon's HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    NotFound,
-    Unauthorized,
-    Unavailable,
-    Invalid,
-    Internal,
-}
-
-/// A registry client error; the message names the host or the object.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{message}")]
-pub struct DistError {
-    pub kind: ErrorKind,
-    pub message: String,
-}
-
-impl DistError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> DistError {
-        DistError {
-            kind,
-            message: message.into(),
-        }
-    }
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-}
-
-pub type Result<T, E = DistError> = std::result::Result<T, E>;
 
 /// Media types the client understands.
 pub mod media {

@@ -22,32 +22,89 @@ pub struct Platform {
 }
 
 impl Platform {
-    /// `linux/amd64`, `linux/arm64/v8`, `linux`.
+    /// `linux/amd64`, `linux/arm64/v8`, `linux` (host architecture); normalised as containerd
+    /// does (`x86_64` → `amd64`, `aarch64` → `arm64`, `armhf` → `arm/v7`, `arm64/v8` → `arm64`).
     pub fn parse(s: &str) -> Result<Platform, String> {
-        let parts: Vec<&str> = s.split('/').collect();
-        let host = Platform::host();
-        let p = match parts.as_slice() {
-            [os] => Platform {
-                os: os.to_string(),
-                architecture: host.architecture,
-                variant: None,
-            },
-            [os, arch] => Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: None,
-            },
-            [os, arch, v] => Platform {
-                os: os.to_string(),
-                architecture: arch.to_string(),
-                variant: Some(v.to_string()),
-            },
+        let lower = s.trim().to_ascii_lowercase();
+        let parts: Vec<&str> = lower.split('/').collect();
+        let (os, arch, variant) = match parts.as_slice() {
+            [os] => {
+                let h = Platform::host();
+                (*os, h.architecture, h.variant)
+            }
+            [os, arch] => (*os, arch.to_string(), None),
+            [os, arch, v] => (*os, arch.to_string(), Some(v.to_string())),
             _ => return Err(format!("invalid platform: {s:?}")),
         };
-        if p.os.is_empty() || p.architecture.is_empty() {
+        if os.is_empty() || arch.is_empty() || variant.as_deref() == Some("") {
             return Err(format!("invalid platform: {s:?}"));
         }
-        Ok(p)
+        Ok(Platform {
+            os: os.to_string(),
+            architecture: arch,
+            variant,
+        }
+        .normalized())
+    }
+
+    /// containerd's normalisation of architecture aliases and default variants.
+    pub fn normalized(&self) -> Platform {
+        let (arch, variant) = match (self.architecture.as_str(), self.variant.as_deref()) {
+            ("x86_64" | "x86-64" | "amd64", v) => ("amd64", v.filter(|v| *v != "v1")),
+            ("aarch64" | "arm64", v) => ("arm64", v.filter(|v| *v != "v8" && *v != "8")),
+            ("i386", v) => ("386", v),
+            ("armhf", _) => ("arm", Some("v7")),
+            ("armel", _) => ("arm", Some("v6")),
+            ("arm", Some("5" | "6" | "7" | "8")) => {
+                return Platform {
+                    os: self.os.clone(),
+                    architecture: "arm".into(),
+                    variant: self.variant.as_ref().map(|v| format!("v{v}")),
+                }
+            }
+            (a, v) => (a, v),
+        };
+        Platform {
+            os: self.os.to_ascii_lowercase(),
+            architecture: arch.to_string(),
+            variant: variant.map(str::to_string),
+        }
+    }
+
+    /// How well an index entry's platform serves this one: `None` when it cannot run here;
+    /// an exact variant beats a missing one, and an older arm variant runs on a newer CPU.
+    fn score(&self, other: &Platform) -> Option<u32> {
+        let (want, have) = (self.normalized(), other.normalized());
+        if want.os != have.os || want.architecture != have.architecture {
+            return None;
+        }
+        match (want.variant.as_deref(), have.variant.as_deref()) {
+            (a, b) if a == b => Some(100),
+            (None, _) => Some(50),
+            (Some(_), None) => Some(60),
+            (Some(a), Some(b)) if want.architecture == "arm" => {
+                let n = |v: &str| v.trim_start_matches('v').parse::<u32>().ok();
+                match (n(a), n(b)) {
+                    (Some(a), Some(b)) if b < a => Some(10 + b),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The index entry to pull for this platform (the best match, the first among equals).
+    pub fn select<'a>(&self, entries: &'a [Descriptor]) -> Option<&'a Descriptor> {
+        let mut best: Option<(u32, &Descriptor)> = None;
+        for d in entries {
+            let Some(s) = d.platform.as_ref().and_then(|p| self.score(p)) else {
+                continue;
+            };
+            if best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, d));
+            }
+        }
+        best.map(|(_, d)| d)
     }
 
     /// This machine, in Go's names.
@@ -65,18 +122,14 @@ impl Platform {
         Platform {
             os: "linux".into(),
             architecture: architecture.into(),
-            variant: None,
+            // 32-bit arm builds target ARMv7 (Go's GOARM=7 on armhf); others need no variant.
+            variant: (architecture == "arm").then(|| "v7".to_string()),
         }
     }
 
-    /// Whether an index entry's platform satisfies this one (a missing variant matches any).
+    /// Whether an index entry's platform can serve this one.
     pub fn matches(&self, other: &Platform) -> bool {
-        self.os == other.os
-            && self.architecture == other.architecture
-            && match (&self.variant, &other.variant) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
+        self.score(other).is_some()
     }
 }
 
@@ -132,18 +185,90 @@ pub struct ResolvedManifest {
 mod tests {
     use super::*;
 
+    /// (input, (os, architecture, variant) or an error)
+    type ParseRow = (
+        &'static str,
+        Option<(&'static str, &'static str, Option<&'static str>)>,
+    );
+
     #[test]
-    fn platforms() {
-        let p = Platform::parse("linux/arm64/v8").unwrap();
-        assert_eq!(p.variant.as_deref(), Some("v8"));
-        assert_eq!(p.to_string(), "linux/arm64/v8");
-        assert!(Platform::parse("linux/amd64")
-            .unwrap()
-            .matches(&Platform::parse("linux/amd64").unwrap()));
-        assert!(!Platform::parse("linux/amd64")
-            .unwrap()
-            .matches(&Platform::parse("linux/arm64").unwrap()));
-        assert!(Platform::parse("a/b/c/d").is_err());
-        assert!(Platform::parse("/x").is_err());
+    fn platform_parse() {
+        let table: &[ParseRow] = &[
+            ("linux/amd64", Some(("linux", "amd64", None))),
+            ("linux/x86_64", Some(("linux", "amd64", None))),
+            ("Linux/AMD64", Some(("linux", "amd64", None))),
+            ("linux/arm64/v8", Some(("linux", "arm64", None))),
+            ("linux/aarch64", Some(("linux", "arm64", None))),
+            ("linux/arm/v7", Some(("linux", "arm", Some("v7")))),
+            ("linux/arm/7", Some(("linux", "arm", Some("v7")))),
+            ("linux/armhf", Some(("linux", "arm", Some("v7")))),
+            ("linux/i386", Some(("linux", "386", None))),
+            ("windows/amd64", Some(("windows", "amd64", None))),
+            ("a/b/c/d", None),
+            ("/x", None),
+            ("linux/", None),
+            ("linux/arm/", None),
+            ("", None),
+        ];
+        for (input, want) in table {
+            let got = Platform::parse(input).ok();
+            let got = got
+                .as_ref()
+                .map(|p| (p.os.as_str(), p.architecture.as_str(), p.variant.as_deref()));
+            assert_eq!(got, *want, "{input}");
+        }
+        assert_eq!(Platform::parse("linux").unwrap(), Platform::host());
+        assert_eq!(
+            Platform::parse("linux/arm/v7").unwrap().to_string(),
+            "linux/arm/v7"
+        );
+    }
+
+    fn entry(p: &str, n: u8) -> Descriptor {
+        let (os, rest) = p.split_once('/').unwrap();
+        let mut it = rest.split('/');
+        Descriptor {
+            digest: Digest::of_bytes(&[n]),
+            platform: Some(Platform {
+                os: os.into(),
+                architecture: it.next().unwrap().into(),
+                variant: it.next().map(str::to_string),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn platform_select() {
+        let index = vec![
+            entry("unknown/unknown", 0),
+            entry("linux/arm/v6", 1),
+            entry("linux/arm/v7", 2),
+            entry("linux/arm64/v8", 3),
+            entry("linux/amd64", 4),
+            entry("windows/amd64", 5),
+        ];
+        // (wanted, index of the chosen entry)
+        let table: &[(&str, Option<usize>)] = &[
+            ("linux/amd64", Some(4)),
+            ("linux/arm64", Some(3)),
+            ("linux/arm64/v8", Some(3)),
+            ("linux/arm/v7", Some(2)),
+            ("linux/arm/v8", Some(2)),
+            ("linux/arm/v6", Some(1)),
+            ("linux/arm/v5", None),
+            ("linux/arm", Some(1)),
+            ("windows/amd64", Some(5)),
+            ("linux/s390x", None),
+        ];
+        for (want, chosen) in table {
+            let p = Platform::parse(want).unwrap();
+            let got = p.select(&index).map(|d| d.digest.clone());
+            let expected = chosen.map(|i| index[i].digest.clone());
+            assert_eq!(got, expected, "{want}");
+        }
+        // Entries without a platform are never chosen.
+        let bare = [Descriptor::default()];
+        assert!(Platform::host().select(&bare).is_none());
     }
 }
