@@ -70,7 +70,8 @@ pub fn context_tar(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let ignore = std::fs::read_to_string(dir.join(".dockerignore")).unwrap_or_default();
-    let m = berth_build::dockerignore::Matcher::from_file(&ignore);
+    let m = berth_build::dockerignore::Matcher::from_file(&ignore)
+        .map_err(|e| CliError::Msg(format!("invalid .dockerignore: {e}")))?;
     let mut b = tar::Builder::new(out);
     b.follow_symlinks(false);
     let err = |e: std::io::Error| CliError::Msg(format!("error creating the build context: {e}"));
@@ -101,7 +102,7 @@ pub fn context_tar(
             let md = std::fs::symlink_metadata(&p)?;
             let excluded = m.is_excluded(&r) && !keep.contains(&r.as_str());
             if md.is_dir() {
-                if excluded && m.skip_dir(&r) {
+                if excluded && m.can_skip_dir(&r) {
                     continue;
                 }
                 if !excluded {

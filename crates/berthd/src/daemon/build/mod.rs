@@ -177,7 +177,7 @@ impl Stage {
 }
 
 /// Says whether a context-relative path is excluded (.dockerignore).
-type Excluder = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+pub type Excluder = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
 /// Everything one build run shares.
 struct Ctx {
@@ -248,7 +248,7 @@ impl Daemon {
                 let ignore =
                     std::fs::read_to_string(ctx_dir.join(".dockerignore")).unwrap_or_default();
                 let plan = steps::plan(&text, &name, &req)?;
-                let excluded = steps::ignore_matcher(&ignore);
+                let excluded = steps::ignore_matcher(&ignore)?;
                 Ok((plan, excluded))
             })
             .await?

@@ -3,7 +3,7 @@
 
 use super::BuildRequest;
 use crate::error::{ApiError, Result};
-use berth_build::{Command, Health, Instruction, Located};
+use berth_build::{Command, Health, Instruction, Located, MountType, Network, Script, Source};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -114,18 +114,48 @@ fn instr(l: Located) -> Instr {
 
 /// Parses the Dockerfile and plans the stages the target needs.
 pub fn plan(text: &str, file: &str, req: &BuildRequest) -> Result<Plan> {
-    let p = berth_build::plan(text, file, &req.build_args, &req.target).map_err(parse_err)?;
+    let host = berth_distribution::Platform::host();
+    let platform = format!("linux/{}", host.architecture);
+    let builtin: BTreeMap<String, String> = [
+        ("TARGETPLATFORM", platform.clone()),
+        ("TARGETOS", "linux".to_string()),
+        ("TARGETARCH", host.architecture.clone()),
+        ("BUILDPLATFORM", platform),
+        ("BUILDOS", "linux".to_string()),
+        ("BUILDARCH", host.architecture),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let opts = berth_build::PlanOptions {
+        build_args: req
+            .build_args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect(),
+        target: (!req.target.is_empty()).then(|| req.target.clone()),
+        builtin_args: builtin,
+    };
+    let p = berth_build::Plan::new(text, file, &opts).map_err(parse_err)?;
     Ok(Plan {
-        order: p.order,
-        global_args: p.global_args,
+        order: p.order.clone(),
+        global_args: p
+            .global_args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect(),
         escape: p.escape,
         stages: p
             .stages
             .into_iter()
             .map(|s| PStage {
-                name: s.name,
-                base: s.base,
-                from_text: s.from_text,
+                name: s.name.unwrap_or_default(),
+                base: match s.base {
+                    // Stages are referred to by index; `from` resolves numbers first.
+                    Source::Stage(n) => n.to_string(),
+                    Source::Image(i) => i,
+                },
+                from_text: s.from.text,
                 steps: s.instructions.into_iter().map(instr).collect(),
             })
             .collect(),
@@ -134,19 +164,23 @@ pub fn plan(text: &str, file: &str, req: &BuildRequest) -> Result<Plan> {
 
 /// The ONBUILD triggers of a base image, parsed.
 pub fn parse_trigger(text: &str) -> Result<Vec<Instr>> {
-    let ast = berth_build::parser::parse(text, "ONBUILD").map_err(parse_err)?;
-    let ls = berth_build::instructions(&ast, "ONBUILD").map_err(parse_err)?;
-    Ok(ls.into_iter().map(instr).collect())
+    let inst = berth_build::instructions::parse_trigger(text, '\\')
+        .map_err(|e| ApiError::invalid(format!("invalid ONBUILD trigger {text:?}: {e}")))?;
+    Ok(vec![Instr {
+        text: text.to_string(),
+        inst,
+    }])
 }
 
 /// `.dockerignore` as a predicate on context-relative paths.
-pub fn ignore_matcher(content: &str) -> Arc<dyn Fn(&str) -> bool + Send + Sync> {
-    let m = berth_build::dockerignore::Matcher::from_file(content);
-    Arc::new(move |p: &str| m.is_excluded(p))
+pub fn ignore_matcher(content: &str) -> Result<super::Excluder> {
+    let m = berth_build::dockerignore::Matcher::from_file(content)
+        .map_err(|e| ApiError::invalid(format!("invalid .dockerignore: {e}")))?;
+    Ok(Arc::new(move |p: &str| m.is_excluded(p)))
 }
 
 pub fn is_predefined_arg(k: &str) -> bool {
-    berth_build::PREDEFINED_ARGS.contains(&k)
+    berth_build::PREDEFINED_ARGS.contains(&k) || berth_build::PLATFORM_ARGS.contains(&k)
 }
 
 /// Quotes a literal so expansion leaves it as it is (build `--label` values).
@@ -159,38 +193,6 @@ pub fn literal(v: &str) -> String {
         o.push(c);
     }
     o
-}
-
-/// Go's duration syntax (`1m30s`, `500ms`) in nanoseconds.
-pub fn duration_ns(s: &str) -> Result<i64> {
-    let bad = || ApiError::invalid(format!("invalid duration {s:?}"));
-    let mut total: f64 = 0.0;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        let n: f64 = rest[..num_end].parse().map_err(|_| bad())?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Ok(total as i64)
 }
 
 fn cmd_parts(c: Command) -> (Vec<String>, bool) {
@@ -207,51 +209,37 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
         .expand(vars, escape)
         .map_err(|e| ApiError::invalid(format!("{}: {e}", i.text)))?;
     Ok(match inst {
-        Instruction::Run {
-            cmd,
-            mounts,
-            network,
-            ..
-        } => {
-            let (argv, shell_form) = cmd_parts(cmd);
+        Instruction::Run(r) => {
+            let (argv, shell_form) = match r.script() {
+                Script::Command(c) => cmd_parts(c),
+                // A `#!` heredoc script: run its body with the stage's shell.
+                Script::File { body, .. } => (vec![body], true),
+            };
             let mut ms = Vec::new();
-            for m in mounts {
-                let target = m.get("target").map(str::to_string);
-                ms.push(match m.kind.as_str() {
-                    "cache" => RunMount::Cache {
-                        id: m.get("id").map(str::to_string),
-                        target: target.unwrap_or_default(),
+            for m in &r.mounts {
+                ms.push(match m.kind {
+                    MountType::Cache => RunMount::Cache {
+                        id: Some(m.cache_id()),
+                        target: m.target_path(),
                     },
-                    "bind" => RunMount::Bind {
-                        source: m.get("source").unwrap_or(".").to_string(),
-                        target: target.unwrap_or_default(),
-                        from: m.get("from").map(str::to_string),
-                        rw: matches!(m.get("rw").or(m.get("readwrite")), Some("true") | Some("")),
+                    MountType::Bind => RunMount::Bind {
+                        source: m.source.clone().unwrap_or_else(|| ".".into()),
+                        target: m.target_path(),
+                        from: m.from.clone(),
+                        rw: !m.readonly,
                     },
-                    "secret" => {
-                        let id = m
-                            .get("id")
-                            .map(str::to_string)
-                            .or_else(|| {
-                                target
-                                    .as_deref()
-                                    .and_then(|t| t.rsplit('/').next())
-                                    .map(str::to_string)
-                            })
-                            .unwrap_or_default();
-                        RunMount::Secret {
-                            id,
-                            target,
-                            required: m.get("required") == Some("true"),
-                        }
-                    }
-                    "tmpfs" => RunMount::Tmpfs {
-                        target: target.unwrap_or_default(),
+                    MountType::Secret => RunMount::Secret {
+                        id: m.secret_id(),
+                        target: Some(m.target_path()),
+                        required: m.required,
                     },
-                    other => {
-                        return Err(ApiError::not_implemented(format!(
-                            "RUN --mount=type={other} is not supported by berth yet"
-                        )))
+                    MountType::Tmpfs => RunMount::Tmpfs {
+                        target: m.target_path(),
+                    },
+                    MountType::Ssh => {
+                        return Err(ApiError::not_implemented(
+                            "RUN --mount=type=ssh is not supported by berth yet",
+                        ))
                     }
                 });
             }
@@ -259,12 +247,17 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
                 argv,
                 shell_form,
                 mounts: ms,
-                network,
+                network: r.network.map(|n| {
+                    match n {
+                        Network::Default => "default",
+                        Network::None => "none",
+                        Network::Host => "host",
+                    }
+                    .to_string()
+                }),
             }
         }
-        Instruction::Copy(c) | Instruction::Add(c)
-            if matches!(i.inst, Instruction::Copy(_) | Instruction::Add(_)) =>
-        {
+        Instruction::Copy(c) | Instruction::Add(c) => {
             let add = matches!(i.inst, Instruction::Add(_));
             let chmod = match &c.chmod {
                 Some(m) => Some(
@@ -273,16 +266,6 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
                 ),
                 None => None,
             };
-            let mut heredocs = Vec::new();
-            for h in &c.heredocs {
-                let content = if h.expand {
-                    berth_build::shell::process_word(&h.content, vars, escape)
-                        .unwrap_or_else(|_| h.content.clone())
-                } else {
-                    h.content.clone()
-                };
-                heredocs.push((h.name.clone(), content));
-            }
             Step::Copy {
                 sources: c.sources,
                 dest: c.dest,
@@ -290,12 +273,16 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
                 chown: c.chown,
                 chmod,
                 add,
-                heredocs,
+                heredocs: c
+                    .inline
+                    .iter()
+                    .map(|h| (h.name.clone(), h.data()))
+                    .collect(),
                 checksum: c.checksum,
             }
         }
         Instruction::Env(kv) => Step::Env(kv),
-        Instruction::Arg(kv) => Step::Arg(kv),
+        Instruction::Arg(kv) => Step::Arg(kv.into_iter().map(|a| (a.name, a.default)).collect()),
         Instruction::Label(kv) => Step::Label(kv),
         Instruction::Cmd(c) => {
             let (argv, shell_form) = cmd_parts(c);
@@ -311,7 +298,7 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
         Instruction::Volume(v) => Step::Volume(v),
         Instruction::StopSignal(s) => Step::StopSignal(s),
         Instruction::Shell(s) => Step::Shell(s),
-        Instruction::Onbuild(t) => Step::Onbuild(t),
+        Instruction::Onbuild { expression, .. } => Step::Onbuild(expression),
         Instruction::Maintainer(m) => Step::Maintainer(m),
         Instruction::Healthcheck(Health::None) => {
             Step::Healthcheck(serde_json::json!({"Test": ["NONE"]}))
@@ -332,7 +319,7 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
                 ("StartInterval", start_interval),
             ] {
                 if let Some(v) = v {
-                    h[k] = serde_json::json!(duration_ns(&v)?);
+                    h[k] = serde_json::json!(v.as_nanos() as u64);
                 }
             }
             if let Some(r) = retries {
@@ -340,7 +327,7 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
             }
             Step::Healthcheck(h)
         }
-        Instruction::From { .. } | Instruction::Copy(_) | Instruction::Add(_) => {
+        Instruction::From(_) => {
             return Err(ApiError::invalid(format!(
                 "{}: unexpected instruction here",
                 i.text
@@ -352,15 +339,6 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration_ns("5s").unwrap(), 5_000_000_000);
-        assert_eq!(duration_ns("1m30s").unwrap(), 90_000_000_000);
-        assert_eq!(duration_ns("250ms").unwrap(), 250_000_000);
-        assert!(duration_ns("5").is_err());
-        assert!(duration_ns("").is_err());
-    }
 
     #[test]
     fn literals_survive_expansion() {
