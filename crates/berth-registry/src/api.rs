@@ -2,7 +2,7 @@
 //! names contain slashes), the token endpoint, and the spec's JSON errors.
 
 use crate::auth::{self, AuthConfig, Claims};
-use crate::storage::{write_atomic, Dgst, Storage};
+use crate::storage::{write_atomic, Dgst, Hasher, Storage};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -10,8 +10,11 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, Method, StatusCode};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 /// Shared state of a running registry.
@@ -22,6 +25,10 @@ pub struct App {
     pub secret: Vec<u8>,
     /// This server's URL (for the self-served token realm).
     pub url: String,
+    /// Streaming sha256 state of open upload sessions (upload id → bytes hashed, hasher), so
+    /// the final `PUT` need not re-read what the `PATCH`es streamed. Lost on restart, when the
+    /// upload file is hashed again instead.
+    pub hashes: Mutex<HashMap<String, (u64, Hasher)>>,
 }
 
 pub type AppState = Arc<App>;
@@ -180,8 +187,9 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
         return e(StatusCode::NOT_FOUND, "NOT_FOUND", "page not found").into_response(None);
     };
     if let Op::Token = op {
-        let qs = query(&req);
-        return token(&app, req.headers(), &qs).unwrap_or_else(|err| err.into_response(None));
+        return token_request(&app, req)
+            .await
+            .unwrap_or_else(|err| err.into_response(None));
     }
     let name = match &op {
         Op::Tags(n)
@@ -212,10 +220,10 @@ pub async fn handle(State(app): State<AppState>, req: Request) -> Response {
     };
     if matches!(op, Op::Catalog) && !matches!(app.config.auth, AuthConfig::None) {
         // The catalog needs `registry:catalog:*`; berth grants it to any authenticated user.
-        if let Err(r) = authorize(&app, req.headers(), None, "pull") {
+        if let Err(r) = authorize(&app, req.headers(), None, "pull").await {
             return *r;
         }
-    } else if let Err(r) = authorize(&app, req.headers(), name.as_deref(), action) {
+    } else if let Err(r) = authorize(&app, req.headers(), name.as_deref(), action).await {
         return *r;
     }
     if write && app.config.read_only {
@@ -281,9 +289,17 @@ fn ok_json(v: Value) -> Response {
         .unwrap_or_default()
 }
 
+/// Checks a user's password on a blocking thread (bcrypt is slow on purpose).
+async fn check_password(app: &AppState, user: String, pw: String) -> bool {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || app.htpasswd.verify(&user, &pw))
+        .await
+        .unwrap_or(false)
+}
+
 /// Checks the request's credentials; on failure, the 401 with the right challenge.
-fn authorize(
-    app: &App,
+async fn authorize(
+    app: &AppState,
     h: &HeaderMap,
     name: Option<&str>,
     action: &str,
@@ -295,7 +311,7 @@ fn authorize(
     match &app.config.auth {
         AuthConfig::None => Ok(()),
         AuthConfig::Htpasswd { realm, .. } => match auth::basic_credentials(authz) {
-            Some((u, p)) if app.htpasswd.verify(&u, &p) => Ok(()),
+            Some((u, p)) if check_password(app, u.clone(), p.clone()).await => Ok(()),
             _ => Err(Box::new(
                 e(
                     StatusCode::UNAUTHORIZED,
@@ -311,9 +327,21 @@ fn authorize(
             allow_anonymous_pull,
             ..
         } => {
-            let realm = realm
-                .clone()
-                .unwrap_or_else(|| format!("{}/token", app.url));
+            // Self-served: the token URL is on the host the client reached us by (a server
+            // bound to 0.0.0.0 has no one address to advertise).
+            let realm = realm.clone().unwrap_or_else(|| {
+                let scheme = if app.config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                match h.get("Host").and_then(|v| v.to_str().ok()) {
+                    Some(host) if !host.is_empty() && !host.contains(['"', '/', ' ']) => {
+                        format!("{scheme}://{host}/token")
+                    }
+                    _ => format!("{}/token", app.url),
+                }
+            });
             let scope = name.map(|n| {
                 let acts = if action == "pull" {
                     "pull".to_string()
@@ -379,7 +407,48 @@ fn authorize(
 }
 
 /// `GET /token?service=&scope=…`: Docker's token endpoint.
-fn token(app: &App, headers: &HeaderMap, qs: &[(String, String)]) -> R {
+/// `GET /token` with basic credentials, or `POST /token` with an OAuth2 password-grant form
+/// (`grant_type=password&username=…&password=…&scope=…&service=…`, as containerd sends).
+async fn token_request(app: &AppState, req: Request) -> R {
+    let mut qs = query(&req);
+    let mut creds = req
+        .headers()
+        .get("Authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(auth::basic_credentials);
+    match *req.method() {
+        Method::GET => {}
+        Method::POST => {
+            let body = http_body_util::BodyExt::collect(http_body_util::Limited::new(
+                req.into_body(),
+                64 << 10,
+            ))
+            .await
+            .map_err(|x| {
+                e(
+                    StatusCode::BAD_REQUEST,
+                    "UNSUPPORTED",
+                    format!("token form: {x}"),
+                )
+            })?
+            .to_bytes();
+            let form: Vec<(String, String)> = form_urlencoded::parse(&body)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            if q(&form, "grant_type") == Some("password") {
+                creds = Some((
+                    q(&form, "username").unwrap_or("").to_string(),
+                    q(&form, "password").unwrap_or("").to_string(),
+                ));
+            }
+            qs.extend(form);
+        }
+        _ => return Err(unsupported()),
+    }
+    token(app, creds, &qs).await
+}
+
+async fn token(app: &AppState, creds: Option<(String, String)>, qs: &[(String, String)]) -> R {
     let AuthConfig::Token {
         allow_anonymous_pull,
         ..
@@ -391,12 +460,8 @@ fn token(app: &App, headers: &HeaderMap, qs: &[(String, String)]) -> R {
             "this registry does not issue tokens",
         ));
     };
-    let authz = headers
-        .get("Authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let user = match auth::basic_credentials(authz) {
-        Some((u, p)) if app.htpasswd.verify(&u, &p) => Some(u),
+    let user = match creds {
+        Some((u, p)) if check_password(app, u.clone(), p.clone()).await => Some(u),
         Some(_) => {
             return Err(e(
                 StatusCode::UNAUTHORIZED,
@@ -607,39 +672,69 @@ async fn put_manifest(app: &App, name: &str, reference: &str, req: Request) -> R
     let invalid = |m: String| e(StatusCode::BAD_REQUEST, "MANIFEST_INVALID", m);
     let v: Value =
         serde_json::from_slice(&body).map_err(|err| invalid(format!("manifest invalid: {err}")))?;
-    let mt = v
+    // The manifest is served with the Content-Type it was put with; the body's `mediaType`,
+    // when both are given, must agree with it.
+    let body_mt = v
         .get("mediaType")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .unwrap_or(ct.clone());
-    if !MANIFEST_TYPES.contains(&mt.as_str())
-        && !ct.is_empty()
-        && !MANIFEST_TYPES.contains(&ct.as_str())
-    {
-        return Err(invalid(format!("unsupported manifest media type: {mt}")));
+        .map(str::to_string);
+    let media = if ct.is_empty() {
+        body_mt.clone().unwrap_or_default()
+    } else {
+        ct
+    };
+    if !MANIFEST_TYPES.contains(&media.as_str()) {
+        return Err(invalid(format!(
+            "unsupported manifest media type: {media:?}"
+        )));
+    }
+    if let Some(m) = body_mt.filter(|m| *m != media) {
+        return Err(invalid(format!(
+            "manifest mediaType {m} does not match Content-Type {media}"
+        )));
     }
     if v.get("schemaVersion").and_then(Value::as_u64) != Some(2) {
         return Err(invalid("manifest invalid: schemaVersion must be 2".into()));
     }
-    let digest = Dgst::sha256(&body);
-    if reference.contains(':') {
-        let want = Dgst::parse(reference)
-            .ok_or_else(|| e(StatusCode::BAD_REQUEST, "DIGEST_INVALID", "invalid digest"))?;
-        if want.alg != "sha256" || want != digest {
+    let is_index = media.ends_with("index.v1+json") || media.ends_with("list.v2+json");
+    if is_index && !v.get("manifests").is_some_and(Value::is_array) {
+        return Err(invalid(
+            "manifest invalid: an index needs `manifests`".into(),
+        ));
+    }
+    if !is_index && !v.get("config").is_some_and(Value::is_object) {
+        return Err(invalid(
+            "manifest invalid: an image manifest needs `config`".into(),
+        ));
+    }
+    let alg = if reference.contains(':') {
+        let want = Dgst::parse(reference).ok_or_else(|| {
+            e(
+                StatusCode::BAD_REQUEST,
+                "DIGEST_INVALID",
+                format!("invalid digest: {reference}"),
+            )
+        })?;
+        let mut h = Hasher::new(&want.alg);
+        h.update(&body);
+        if h.hex() != want.hex {
             return Err(e(
                 StatusCode::BAD_REQUEST,
                 "DIGEST_INVALID",
-                format!("manifest digest {digest} does not match {reference}"),
+                format!("manifest digest does not match {reference}"),
             ));
         }
+        want.alg
     } else if !valid_tag(reference) {
         return Err(e(
             StatusCode::BAD_REQUEST,
             "TAG_INVALID",
             format!("invalid tag: {reference}"),
         ));
-    }
+    } else {
+        "sha256".to_string()
+    };
     // Everything the manifest refers to must be here first.
     let desc_digest = |d: &Value| -> Result<Dgst, ApiErr> {
         d.get("digest")
@@ -647,24 +742,20 @@ async fn put_manifest(app: &App, name: &str, reference: &str, req: Request) -> R
             .and_then(Dgst::parse)
             .ok_or_else(|| invalid("manifest invalid: descriptor without a valid digest".into()))
     };
-    let unknown = |d: &Dgst| {
-        e(
-            StatusCode::BAD_REQUEST,
-            "MANIFEST_BLOB_UNKNOWN",
-            format!("blob unknown to registry: {d}"),
-        )
-    };
-    if let Some(children) = v.get("manifests").and_then(Value::as_array) {
-        for c in children {
-            let d = desc_digest(c)?;
-            if !(app.storage.revision(name, &d).exists() && app.storage.has_blob(&d)) {
-                return Err(unknown(&d));
-            }
+    let mut child_manifests = Vec::new();
+    let mut blobs = Vec::new();
+    if is_index {
+        for c in v
+            .get("manifests")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            child_manifests.push(desc_digest(c)?);
         }
     } else {
-        let mut refs = Vec::new();
         if let Some(c) = v.get("config") {
-            refs.push(desc_digest(c)?);
+            blobs.push(desc_digest(c)?);
         }
         for l in v
             .get("layers")
@@ -672,34 +763,59 @@ async fn put_manifest(app: &App, name: &str, reference: &str, req: Request) -> R
             .into_iter()
             .flatten()
         {
-            // Foreign layers (urls) need not be here.
+            // Foreign layers (with `urls`) live elsewhere.
             if l.get("urls").is_some() {
                 continue;
             }
-            refs.push(desc_digest(l)?);
+            blobs.push(desc_digest(l)?);
         }
-        for d in refs {
-            if !app.storage.repo_has_blob(name, &d) {
-                return Err(unknown(&d));
+    }
+    let subject = v
+        .pointer("/subject/digest")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let storage = app.storage.clone();
+    let (name_s, reference_s) = (name.to_string(), reference.to_string());
+    // Checked and committed under the shared gc lock: gc cannot sweep a blob between the
+    // check and the commit of the manifest that references it.
+    let stored = tokio::task::spawn_blocking(move || {
+        let _lock = storage.lock(false).map_err(internal)?;
+        let unknown = |d: &Dgst| {
+            e(
+                StatusCode::BAD_REQUEST,
+                "MANIFEST_BLOB_UNKNOWN",
+                format!("blob unknown to registry: {d}"),
+            )
+        };
+        for d in &child_manifests {
+            if !(storage.revision(&name_s, d).exists() && storage.touch_blob(d)) {
+                return Err(unknown(d));
             }
         }
-    }
-    let stored = app.storage.put_blob_bytes(&body).map_err(internal)?;
-    let media = if mt.is_empty() { ct } else { mt };
-    write_atomic(&app.storage.revision(name, &stored), media.as_bytes()).map_err(internal)?;
-    if !reference.contains(':') {
-        write_atomic(
-            &app.storage.tag_path(name, reference),
-            stored.to_string().as_bytes(),
-        )
-        .map_err(internal)?;
-    }
+        for d in &blobs {
+            if !(storage.repo_has_blob(&name_s, d) && storage.touch_blob(d)) {
+                return Err(unknown(d));
+            }
+        }
+        let stored = storage.put_blob_bytes_as(&body, &alg).map_err(internal)?;
+        write_atomic(&storage.revision(&name_s, &stored), media.as_bytes()).map_err(internal)?;
+        if !reference_s.contains(':') {
+            write_atomic(
+                &storage.tag_path(&name_s, &reference_s),
+                stored.to_string().as_bytes(),
+            )
+            .map_err(internal)?;
+        }
+        Ok(stored)
+    })
+    .await
+    .map_err(internal)??;
     let mut b = Response::builder()
         .status(201)
         .header("Location", format!("/v2/{name}/manifests/{stored}"))
         .header("Docker-Content-Digest", stored.to_string())
         .header("Content-Length", "0");
-    if let Some(s) = v.pointer("/subject/digest").and_then(Value::as_str) {
+    if let Some(s) = subject {
         b = b.header("OCI-Subject", s);
     }
     Ok(b.body(Body::empty()).unwrap_or_default())
@@ -755,8 +871,8 @@ fn parse_digest(d: &str) -> Result<Dgst, ApiErr> {
     })
 }
 
-/// Blob GET/HEAD, with a single `Range`; the file is streamed in 1 MiB reads on a blocking
-/// thread so large blobs never sit in memory.
+/// Blob GET/HEAD, with a single `Range`; large blobs are streamed from a memory map (see
+/// [`crate::storage::blob_bytes`]), never copied whole into memory.
 fn get_blob(app: &App, name: &str, d: &str, headers: &HeaderMap, head: bool) -> R {
     let d = parse_digest(d)?;
     if !app.storage.repo_has_blob(name, &d) {
@@ -806,45 +922,40 @@ fn get_blob(app: &App, name: &str, d: &str, headers: &HeaderMap, head: bool) -> 
         b = b.header("Content-Range", format!("bytes {start}-{}/{size}", end - 1));
     }
     if head {
+        // A push asks HEAD before skipping an upload: refresh the blob's gc grace period.
+        app.storage.touch_blob(&d);
         return Ok(b.body(Body::empty()).unwrap_or_default());
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    // The file is mapped, not read: slices of the mapping go to the socket with one copy.
+    // A blocking thread faults each slice in before sending it on.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
     tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Seek};
-        let mut f = match std::fs::File::open(&path) {
-            Ok(f) => f,
+        let all = match crate::storage::blob_bytes(&path) {
+            Ok(b) => b,
             Err(err) => {
                 let _ = tx.blocking_send(Err(err));
                 return;
             }
         };
-        if let Err(err) = f.seek(std::io::SeekFrom::Start(start)) {
-            let _ = tx.blocking_send(Err(err));
-            return;
-        }
-        let mut left = end - start;
-        while left > 0 {
-            let mut buf = bytes::BytesMut::zeroed((left.min(1 << 20)) as usize);
-            match f.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    buf.truncate(n);
-                    left -= n as u64;
-                    if tx.blocking_send(Ok(buf.freeze())).is_err() {
-                        return;
-                    }
-                }
-                Err(err) => {
-                    let _ = tx.blocking_send(Err(err));
-                    return;
-                }
+        let end = (end as usize).min(all.len());
+        let mut at = (start as usize).min(end);
+        while at < end {
+            let next = (at + SEND_CHUNK).min(end);
+            let chunk = all.slice(at..next);
+            crate::storage::prefault(&chunk);
+            if tx.blocking_send(Ok(chunk)).is_err() {
+                return;
             }
+            at = next;
         }
     });
     let stream =
         futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
     Ok(b.body(Body::from_stream(stream)).unwrap_or_default())
 }
+
+/// How much of a blob goes to the socket per body frame.
+const SEND_CHUNK: usize = 4 << 20;
 
 fn delete_blob(app: &App, name: &str, d: &str) -> R {
     let d = parse_digest(d)?;
@@ -881,82 +992,161 @@ fn created_blob(name: &str, d: &Dgst) -> Response {
         .unwrap_or_default()
 }
 
-/// Appends the request body to an upload file; returns the new size.
-async fn append(path: &std::path::Path, req: Request) -> Result<u64, ApiErr> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(|x| internal(x.to_string()))?;
-    let mut stream = req.into_body().into_data_stream();
+/// Streams a request body onto the end of `path` on a blocking thread, hashing as it goes.
+/// `hasher` must have seen exactly the bytes already in the file (or be `None`: not hashed).
+/// Returns the hasher and the file's new size; on a broken body what arrived stays written.
+async fn ingest(
+    path: PathBuf,
+    hasher: Option<Hasher>,
+    body: Body,
+) -> Result<(Option<Hasher>, u64), ApiErr> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<(Option<Hasher>, u64)> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        let mut hasher = hasher;
+        while let Some(chunk) = rx.blocking_recv() {
+            f.write_all(&chunk)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+        }
+        let len = f.metadata()?.len();
+        Ok((hasher, len))
+    });
+    let mut stream = body.into_data_stream();
+    let mut broken = None;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|x| {
-            e(
-                StatusCode::BAD_REQUEST,
-                "BLOB_UPLOAD_INVALID",
-                format!("reading body: {x}"),
-            )
-        })?;
-        f.write_all(&chunk).map_err(|x| internal(x.to_string()))?;
+        match chunk {
+            // A closed channel means the writer failed; its error is reported below.
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+            Err(x) => {
+                broken = Some(x);
+                break;
+            }
+        }
     }
-    f.flush().map_err(|x| internal(x.to_string()))?;
-    Ok(f.metadata().map(|m| m.len()).unwrap_or(0))
+    drop(tx);
+    let r = writer.await.map_err(internal)?.map_err(internal)?;
+    match broken {
+        Some(x) => Err(e(
+            StatusCode::BAD_REQUEST,
+            "BLOB_UPLOAD_INVALID",
+            format!("reading body: {x}"),
+        )),
+        None => Ok(r),
+    }
 }
 
-/// Verifies an upload against `digest` and commits it; on mismatch nothing is stored.
-fn finish(app: &App, name: &str, file: &std::path::Path, digest: &str) -> Result<Dgst, ApiErr> {
-    let d = parse_digest(digest)?;
-    let (hex, _) = Storage::hash_file(file, &d.alg).map_err(|x| internal(x.to_string()))?;
-    if hex != d.hex {
-        let _ = std::fs::remove_file(file);
-        return Err(e(
+/// Verifies an upload against `d` and commits it to the blob store and to repository `name`;
+/// on a mismatch the upload file is removed and nothing is stored. `hashed` is the digest the
+/// streaming hasher computed, if it covered the whole file with `d`'s algorithm.
+async fn finish(
+    app: &App,
+    name: &str,
+    file: PathBuf,
+    d: &Dgst,
+    hashed: Option<String>,
+) -> Result<(), ApiErr> {
+    let storage = app.storage.clone();
+    let (name, d) = (name.to_string(), d.clone());
+    tokio::task::spawn_blocking(move || {
+        let hex = match hashed {
+            Some(h) => h,
+            None => Storage::hash_file(&file, &d.alg).map_err(internal)?.0,
+        };
+        if hex != d.hex {
+            let _ = std::fs::remove_file(&file);
+            return Err(e(
+                StatusCode::BAD_REQUEST,
+                "DIGEST_INVALID",
+                format!("provided digest did not match uploaded content: {d}"),
+            ));
+        }
+        let _lock = storage.lock(false).map_err(internal)?;
+        storage.commit_blob(&file, &d).map_err(internal)?;
+        storage.link_blob(&name, &d).map_err(internal)
+    })
+    .await
+    .map_err(internal)?
+}
+
+/// The `digest` query parameter of a finishing upload.
+fn upload_digest(qs: &[(String, String)]) -> Result<Dgst, ApiErr> {
+    let digest = q(qs, "digest").ok_or_else(|| {
+        e(
             StatusCode::BAD_REQUEST,
             "DIGEST_INVALID",
-            format!("provided digest did not match uploaded content: {digest}"),
-        ));
-    }
-    app.storage
-        .commit_blob(file, &d)
-        .map_err(|x| internal(x.to_string()))?;
-    app.storage
-        .link_blob(name, &d)
-        .map_err(|x| internal(x.to_string()))?;
-    Ok(d)
+            "digest parameter missing",
+        )
+    })?;
+    parse_digest(digest)
+}
+
+/// Whether `d`'s algorithm is the streaming hasher's, and the hasher covered `size` bytes.
+fn streamed_hex(h: Option<Hasher>, d: &Dgst) -> Option<String> {
+    h.filter(|h| h.alg() == d.alg).map(Hasher::hex)
 }
 
 async fn start_upload(app: &App, name: &str, req: Request) -> R {
     let qs = query(&req);
     if let (Some(m), Some(from)) = (q(&qs, "mount"), q(&qs, "from")) {
         if let Some(d) = Dgst::parse(m) {
-            if valid_name(from) && app.storage.repo_has_blob(from, &d) {
-                app.storage
-                    .link_blob(name, &d)
-                    .map_err(|x| internal(x.to_string()))?;
-                return Ok(created_blob(name, &d));
+            if valid_name(from) && from != name {
+                let storage = app.storage.clone();
+                let (from, to, dd) = (from.to_string(), name.to_string(), d.clone());
+                let mounted = tokio::task::spawn_blocking(move || {
+                    let _lock = storage.lock(false)?;
+                    if storage.repo_has_blob(&from, &dd) && storage.touch_blob(&dd) {
+                        storage.link_blob(&to, &dd)?;
+                        return Ok(true);
+                    }
+                    Ok::<_, crate::RegistryError>(false)
+                })
+                .await
+                .map_err(internal)?
+                .map_err(internal)?;
+                if mounted {
+                    return Ok(created_blob(name, &d));
+                }
             }
         }
         // Not mountable: fall back to a normal upload session.
     }
+    // Check the digest before reading a byte of the body.
+    let monolithic = match q(&qs, "digest") {
+        Some(_) => Some(upload_digest(&qs)?),
+        None => None,
+    };
     let id = crate::random_id();
     let dir = app.storage.upload_dir(&id);
-    std::fs::create_dir_all(&dir).map_err(|x| internal(x.to_string()))?;
+    std::fs::create_dir_all(&dir).map_err(internal)?;
     let data = dir.join("data");
-    if let Some(digest) = q(&qs, "digest").map(str::to_string) {
-        // Monolithic upload.
+    if let Some(d) = monolithic {
         let r = async {
-            append(&data, req).await?;
-            finish(app, name, &data, &digest)
+            let (h, _) = ingest(data.clone(), Some(Hasher::new(&d.alg)), req.into_body()).await?;
+            finish(app, name, data, &d, streamed_hex(h, &d)).await
         }
         .await;
         let _ = std::fs::remove_dir_all(&dir);
-        return r.map(|d| created_blob(name, &d));
+        return r.map(|()| created_blob(name, &d));
     }
-    std::fs::File::create(&data).map_err(|x| internal(x.to_string()))?;
+    std::fs::File::create(&data).map_err(internal)?;
+    app.hashes
+        .lock()
+        .map_err(internal)?
+        .insert(id.clone(), (0, Hasher::new("sha256")));
     Ok(upload_response(202, name, &id, 0))
 }
 
-fn upload_file(app: &App, id: &str) -> Result<std::path::PathBuf, ApiErr> {
-    let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+fn upload_file(app: &App, id: &str) -> Result<PathBuf, ApiErr> {
+    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit());
     let p = app.storage.upload_dir(id).join("data");
     if !ok || !p.is_file() {
         return Err(e(
@@ -968,45 +1158,96 @@ fn upload_file(app: &App, id: &str) -> Result<std::path::PathBuf, ApiErr> {
     Ok(p)
 }
 
+/// Takes the streaming hash state of upload `id` if it covers exactly `size` bytes.
+fn take_hash(app: &App, id: &str, size: u64) -> Option<Hasher> {
+    let mut m = app.hashes.lock().ok()?;
+    match m.remove(id) {
+        Some((n, h)) if n == size => Some(h),
+        _ => None,
+    }
+}
+
+fn keep_hash(app: &App, id: &str, h: Option<Hasher>, size: u64) {
+    if let (Some(h), Ok(mut m)) = (h, app.hashes.lock()) {
+        m.insert(id.to_string(), (size, h));
+    }
+}
+
+/// `bytes <start>-<end>` or `<start>-<end>`: the start and the end.
+fn content_range(v: &str) -> Option<(u64, Option<u64>)> {
+    let v = v.trim();
+    let v = v
+        .strip_prefix("bytes ")
+        .or_else(|| v.strip_prefix("bytes="))
+        .unwrap_or(v);
+    let (a, b) = v.split_once('-')?;
+    let end = match b.split('/').next().unwrap_or("").trim() {
+        "" => None,
+        x => Some(x.parse().ok()?),
+    };
+    Some((a.trim().parse().ok()?, end))
+}
+
 async fn patch_upload(app: &App, name: &str, id: &str, req: Request) -> R {
     let p = upload_file(app, id)?;
     let cur = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
-    if let Some(cr) = req
-        .headers()
-        .get("Content-Range")
-        .and_then(|v| v.to_str().ok())
-    {
-        let cr = cr.trim_start_matches("bytes ").trim_start_matches("bytes=");
-        let start: Option<u64> = cr.split('-').next().and_then(|s| s.trim().parse().ok());
-        if start != Some(cur) {
+    if let Some(cr) = req.headers().get("Content-Range") {
+        let range = cr.to_str().ok().and_then(content_range);
+        let in_order =
+            matches!(range, Some((start, end)) if start == cur && end.is_none_or(|x| x >= start));
+        if !in_order {
             return Ok(Response::builder()
                 .status(416)
                 .header("Location", format!("/v2/{name}/blobs/uploads/{id}"))
                 .header("Range", format!("0-{}", cur.saturating_sub(1)))
                 .header("Docker-Upload-UUID", id)
                 .header("Content-Type", "application/json")
-                .body(Body::from(json!({"errors":[{"code":"BLOB_UPLOAD_INVALID","message":"chunk out of order","detail":null}]}).to_string()))
+                .body(Body::from(
+                    json!({"errors":[{"code":"BLOB_UPLOAD_INVALID",
+                        "message":format!("chunk out of order: the upload has {cur} bytes"),
+                        "detail":null}]})
+                    .to_string(),
+                ))
                 .unwrap_or_default());
         }
     }
-    let size = append(&p, req).await?;
+    let declared_end = req
+        .headers()
+        .get("Content-Range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(content_range)
+        .and_then(|(_, end)| end);
+    let h = take_hash(app, id, cur);
+    let (h, size) = ingest(p.clone(), h, req.into_body()).await?;
+    if let Some(end) = declared_end.filter(|end| end + 1 != size) {
+        // The chunk is not the size its Content-Range says: drop it whole.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_len(cur))
+            .map_err(internal)?;
+        return Err(e(
+            StatusCode::BAD_REQUEST,
+            "SIZE_INVALID",
+            format!(
+                "chunk {cur}-{end} does not match the {} bytes sent",
+                size.saturating_sub(cur)
+            ),
+        ));
+    }
+    keep_hash(app, id, h, size);
     Ok(upload_response(202, name, id, size))
 }
 
 async fn put_upload(app: &App, name: &str, id: &str, req: Request) -> R {
     let p = upload_file(app, id)?;
-    let qs = query(&req);
-    let digest = q(&qs, "digest").map(str::to_string).ok_or_else(|| {
-        e(
-            StatusCode::BAD_REQUEST,
-            "DIGEST_INVALID",
-            "digest parameter missing",
-        )
-    })?;
-    append(&p, req).await?;
-    let r = finish(app, name, &p, &digest);
+    let d = upload_digest(&query(&req))?;
+    let cur = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+    let h = take_hash(app, id, cur).filter(|h| h.alg() == d.alg);
+    let (h, _) = ingest(p.clone(), h, req.into_body()).await?;
+    let r = finish(app, name, p, &d, streamed_hex(h, &d)).await;
     let _ = std::fs::remove_dir_all(app.storage.upload_dir(id));
-    r.map(|d| created_blob(name, &d))
+    r.map(|()| created_blob(name, &d))
 }
 
 fn upload_status(app: &App, name: &str, id: &str) -> R {
@@ -1017,7 +1258,10 @@ fn upload_status(app: &App, name: &str, id: &str) -> R {
 
 fn cancel_upload(app: &App, id: &str) -> R {
     upload_file(app, id)?;
-    std::fs::remove_dir_all(app.storage.upload_dir(id)).map_err(|x| internal(x.to_string()))?;
+    if let Ok(mut m) = app.hashes.lock() {
+        m.remove(id);
+    }
+    std::fs::remove_dir_all(app.storage.upload_dir(id)).map_err(internal)?;
     Ok(status(204))
 }
 
@@ -1063,6 +1307,13 @@ fn referrers(app: &App, name: &str, d: &str, req: &Request) -> R {
     Ok(b.body(Body::from(body.to_string())).unwrap_or_default())
 }
 
+/// Drops the hash state of upload sessions the sweeper removed.
+pub fn forget_swept(app: &App) {
+    if let Ok(mut m) = app.hashes.lock() {
+        m.retain(|id, _| app.storage.upload_dir(id).is_dir());
+    }
+}
+
 /// Removes uploads older than `max_age`.
 pub fn sweep_uploads(storage: &Storage, max_age: Duration) {
     let Ok(rd) = std::fs::read_dir(storage.root().join("uploads")) else {
@@ -1104,6 +1355,21 @@ mod tests {
         assert!(
             !valid_tag("") && !valid_tag("-x") && !valid_tag("a/b") && !valid_tag(&"a".repeat(129))
         );
+    }
+
+    #[test]
+    fn content_ranges() {
+        for (v, want) in [
+            ("0-19", Some((0, Some(19)))),
+            ("bytes 20-29", Some((20, Some(29)))),
+            ("bytes=5-", Some((5, None))),
+            ("20-29/100", Some((20, Some(29)))),
+            ("x-1", None),
+            ("12", None),
+            ("", None),
+        ] {
+            assert_eq!(content_range(v), want, "{v:?}");
+        }
     }
 
     #[test]

@@ -1,7 +1,20 @@
 //! Access control: none, htpasswd basic auth, or Docker's bearer-token flow with a token
 //! endpoint served by the registry itself. Tokens are `base64url(claims).base64url(hmac)` with
-//! HMAC-SHA256 under a per-server secret; the claims carry the account, the granted
-//! `repository:<name>:<actions>` scopes and an expiry.
+//! HMAC-SHA256 under the server's secret; the claims carry the account, the granted
+//! `repository:<name>:<actions>` scopes and an expiry (five minutes).
+//!
+//! Policy:
+//! - `GET /v2/` needs valid credentials (or a valid token) but no scope.
+//! - Repository endpoints need `pull` for GET/HEAD and `push` for POST/PUT/PATCH; DELETE needs
+//!   `delete` or `push` (a pusher may already overwrite every tag, so deleting grants it
+//!   nothing new). `_catalog` needs any valid token.
+//! - Every htpasswd user is granted whatever repository scope they ask for (there are no
+//!   per-repository ACLs); anonymous clients get `pull` only, and only with
+//!   `allow_anonymous_pull`, which also lets them pull without any token.
+//! - A missing, invalid or expired token, or one lacking the scope, answers 401 with a
+//!   `Bearer` challenge naming the scope needed (`error="insufficient_scope"` or
+//!   `"invalid_token"`), as distribution does, so clients fetch a better token and retry.
+//! - htpasswd mode: any valid user may do anything; otherwise 401 with a `Basic` challenge.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -35,9 +48,15 @@ fn default_service() -> String {
     "berth-registry".into()
 }
 
-/// Users and their bcrypt hashes.
-#[derive(Debug, Clone, Default)]
-pub struct Htpasswd(HashMap<String, String>);
+/// Users and their bcrypt hashes, with a cache of credentials already verified: bcrypt costs
+/// tens of milliseconds by design, and a client sends basic credentials with every request.
+#[derive(Debug, Default)]
+pub struct Htpasswd {
+    users: HashMap<String, String>,
+    /// sha256(salt, user, 0, password) of credentials bcrypt accepted.
+    verified: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
+    salt: [u8; 16],
+}
 
 impl Htpasswd {
     pub fn load(path: &Path) -> Result<Htpasswd, crate::RegistryError> {
@@ -48,20 +67,42 @@ impl Htpasswd {
     }
 
     pub fn parse(text: &str) -> Htpasswd {
-        Htpasswd(
-            text.lines()
+        use rand::RngCore;
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        Htpasswd {
+            users: text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with('#'))
                 .filter_map(|l| l.trim().split_once(':'))
                 .map(|(u, h)| (u.to_string(), h.trim().to_string()))
                 .collect(),
-        )
+            verified: Default::default(),
+            salt,
+        }
     }
 
     /// Whether `user` exists with password `pw` (bcrypt only, as distribution requires).
     pub fn verify(&self, user: &str, pw: &str) -> bool {
-        match self.0.get(user) {
-            Some(h) if h.starts_with("$2") => bcrypt::verify(pw, h).unwrap_or(false),
-            _ => false,
+        let Some(h) = self.users.get(user).filter(|h| h.starts_with("$2")) else {
+            return false;
+        };
+        let mut k = Sha256::new();
+        k.update(self.salt);
+        k.update(user.as_bytes());
+        k.update([0]);
+        k.update(pw.as_bytes());
+        let key: [u8; 32] = k.finalize().into();
+        if self.verified.lock().is_ok_and(|v| v.contains(&key)) {
+            return true;
         }
+        let ok = bcrypt::verify(pw, h).unwrap_or(false);
+        if ok {
+            if let Ok(mut v) = self.verified.lock() {
+                v.insert(key);
+            }
+        }
+        ok
     }
 }
 

@@ -139,6 +139,7 @@ impl Suite {
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 
 fn image_manifest(mt: &str, cfg: &str, cfg_len: usize, layer: &str, layer_len: usize) -> Value {
     json!({
@@ -343,6 +344,110 @@ pub async fn run(base_url: &str) -> Result<(), String> {
         r.status
     );
 
+    // POST, then PUT with the whole body; POST, streamed PATCH without Content-Range, PUT.
+    let whole = b"put with a body".to_vec();
+    let wd = sha256(&whole);
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[],
+            vec![],
+        )
+        .await?;
+    let loc3 = r.header("Location").to_string();
+    let sep3 = if loc3.contains('?') { '&' } else { '?' };
+    let r = s
+        .req(
+            Method::PUT,
+            &format!("{loc3}{sep3}digest={wd}"),
+            &[],
+            whole.clone(),
+        )
+        .await?;
+    check!(
+        r.status == StatusCode::CREATED && r.header("Docker-Content-Digest") == wd,
+        "POST then PUT with body: {}",
+        r.status
+    );
+    let r = s
+        .req(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &[],
+            vec![],
+        )
+        .await?;
+    let loc4 = r.header("Location").to_string();
+    let r = s.req(Method::PATCH, &loc4, &[], b"stream".to_vec()).await?;
+    check!(
+        r.status == StatusCode::ACCEPTED && r.header("Range") == "0-5",
+        "streamed PATCH: {} {}",
+        r.status,
+        r.header("Range")
+    );
+    let loc4 = if r.header("Location").is_empty() {
+        loc4
+    } else {
+        r.header("Location").to_string()
+    };
+    let r = s.req(Method::PATCH, &loc4, &[], b"ed".to_vec()).await?;
+    let loc4 = if r.header("Location").is_empty() {
+        loc4
+    } else {
+        r.header("Location").to_string()
+    };
+    let sep4 = if loc4.contains('?') { '&' } else { '?' };
+    let r = s
+        .req(
+            Method::PUT,
+            &format!("{loc4}{sep4}digest={}", sha256(b"streamed")),
+            &[],
+            vec![],
+        )
+        .await?;
+    check!(
+        r.status == StatusCode::CREATED,
+        "streamed upload: {}",
+        r.status
+    );
+    let r = s
+        .req(
+            Method::GET,
+            &format!("/v2/{repo}/blobs/{}", sha256(b"streamed")),
+            &[],
+            vec![],
+        )
+        .await?;
+    check!(r.body == b"streamed", "streamed upload bytes");
+    let r = s
+        .req(
+            Method::GET,
+            &format!("/v2/{repo}/blobs/{ld}"),
+            &[("Range", "bytes=999999999-")],
+            vec![],
+        )
+        .await?;
+    check!(
+        r.status == StatusCode::RANGE_NOT_SATISFIABLE,
+        "unsatisfiable Range: {}",
+        r.status
+    );
+    let r = s
+        .req(
+            Method::GET,
+            &format!("/v2/{repo}/blobs/{bogus}"),
+            &[],
+            vec![],
+        )
+        .await?;
+    check!(
+        r.status == StatusCode::NOT_FOUND && r.code() == "BLOB_UNKNOWN",
+        "unknown blob: {} {}",
+        r.status,
+        r.code()
+    );
+
     // Cancel.
     let r = s
         .req(
@@ -490,6 +595,42 @@ pub async fn run(base_url: &str) -> Result<(), String> {
         {"mediaType": OCI_MANIFEST, "digest": md, "size": mbytes.len(), "platform": {"os": "linux", "architecture": "amd64"}}]});
     let r = s.put_manifest(&repo, "multi", OCI_INDEX, &idx).await?;
     check!(r.status == StatusCode::CREATED, "index: {}", r.status);
+    let list = json!({"schemaVersion": 2, "mediaType": DOCKER_LIST, "manifests": [
+        {"mediaType": DOCKER_MANIFEST, "digest": sha256(&serde_json::to_vec(&dm).unwrap_or_default()),
+         "size": serde_json::to_vec(&dm).map(|v| v.len()).unwrap_or(0),
+         "platform": {"os": "linux", "architecture": "amd64"}}]});
+    let r = s.put_manifest(&repo, "list", DOCKER_LIST, &list).await?;
+    check!(
+        r.status == StatusCode::CREATED,
+        "manifest list: {}",
+        r.status
+    );
+    let r = s
+        .req(
+            Method::GET,
+            &format!("/v2/{repo}/manifests/list"),
+            &[("Accept", DOCKER_LIST)],
+            vec![],
+        )
+        .await?;
+    check!(
+        r.header("Content-Type") == DOCKER_LIST,
+        "manifest list content type: {}",
+        r.header("Content-Type")
+    );
+    let r = s
+        .req(
+            Method::HEAD,
+            &format!("/v2/{repo}/manifests/{bogus}"),
+            &[],
+            vec![],
+        )
+        .await?;
+    check!(
+        r.status == StatusCode::NOT_FOUND,
+        "HEAD unknown manifest: {}",
+        r.status
+    );
     let bad_idx = json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         {"mediaType": OCI_MANIFEST, "digest": bogus, "size": 1}]});
     let r = s
@@ -507,20 +648,20 @@ pub async fn run(base_url: &str) -> Result<(), String> {
         .await?;
     let tags: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
     check!(
-        tags["tags"] == json!(["docker", "multi", "v1"]),
+        tags["tags"] == json!(["docker", "list", "multi", "v1"]),
         "tags: {tags}"
     );
     let r = s
         .req(
             Method::GET,
-            &format!("/v2/{repo}/tags/list?n=2"),
+            &format!("/v2/{repo}/tags/list?n=3"),
             &[],
             vec![],
         )
         .await?;
     let page: Value = serde_json::from_slice(&r.body).map_err(|e| e.to_string())?;
     check!(
-        page["tags"] == json!(["docker", "multi"]),
+        page["tags"] == json!(["docker", "list", "multi"]),
         "tags page: {page}"
     );
     check!(
@@ -531,7 +672,7 @@ pub async fn run(base_url: &str) -> Result<(), String> {
     let r = s
         .req(
             Method::GET,
-            &format!("/v2/{repo}/tags/list?n=2&last=multi"),
+            &format!("/v2/{repo}/tags/list?n=3&last=multi"),
             &[],
             vec![],
         )

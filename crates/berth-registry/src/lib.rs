@@ -8,7 +8,8 @@ pub mod auth;
 mod gc;
 pub mod storage;
 
-/// The conformance suite (compiled always: it is small, and tests run it against processes).
+/// The black-box conformance suite, run against an open registry at a URL.
+#[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
 pub use auth::AuthConfig;
@@ -38,16 +39,31 @@ pub struct TlsConfig {
     pub key: PathBuf,
 }
 
-/// The registry's configuration. As a JSON file (`--config`), every key is optional:
+/// The registry's configuration. As a JSON file (`Config::from_file`, `--config`), every key is
+/// optional and defaults as shown:
 ///
 /// ```json
-/// { "addr": "127.0.0.1:5000", "root": "/var/lib/berth-registry", "read_only": false,
-///   "tls": {"cert": "cert.pem", "key": "key.pem"},
-///   "auth": {"type": "htpasswd", "path": "htpasswd", "realm": "berth"},
-///   "upload_timeout_secs": 3600, "max_manifest_bytes": 4194304, "token_secret": "…" }
+/// { "addr": "127.0.0.1:5000",
+///   "root": "/var/lib/berth-registry",
+///   "read_only": false,
+///   "tls": null,
+///   "auth": {"type": "none"},
+///   "upload_timeout_secs": 3600,
+///   "max_manifest_bytes": 4194304,
+///   "token_secret": "" }
 /// ```
-/// `auth` may also be `{"type": "none"}` or `{"type": "token", "htpasswd": "…",
-/// "realm": null, "service": "berth-registry", "allow_anonymous_pull": false}`.
+///
+/// - `tls`: `{"cert": "cert.pem", "key": "key.pem"}` (PEM files) serves HTTPS (h2 and
+///   http/1.1 by ALPN); absent or null serves plain HTTP.
+/// - `auth`: `{"type": "none"}`; `{"type": "htpasswd", "path": "/etc/htpasswd", "realm":
+///   "berth"}` (basic auth against bcrypt entries); or `{"type": "token", "htpasswd": "…",
+///   "realm": null, "service": "berth-registry", "allow_anonymous_pull": false}` (Docker's
+///   bearer-token flow; a null `realm` means this server's own `/token` endpoint). See [`auth`].
+/// - `upload_timeout_secs`: partial uploads untouched this long are swept (at start and
+///   periodically while serving).
+/// - `max_manifest_bytes`: larger manifests are refused (`413 MANIFEST_INVALID`).
+/// - `token_secret`: the key that signs bearer tokens; empty means random per start (tokens
+///   then do not survive a restart).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct Config {
@@ -137,6 +153,8 @@ fn tls_acceptor(t: &TlsConfig) -> Result<tokio_rustls::TlsAcceptor, RegistryErro
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .map_err(|e| RegistryError::Config(format!("tls: {e}")))?;
+    let mut cfg = cfg;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
 }
 
@@ -168,11 +186,13 @@ pub async fn bind(config: Config) -> Result<Server, RegistryError> {
         secret,
         url: format!("{scheme}://{local}"),
         config,
+        hashes: Default::default(),
     });
     Ok(Server { listener, app, tls })
 }
 
 impl Server {
+    /// The address the server is bound to (with the real port when the config said 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()
@@ -200,12 +220,16 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), RegistryError> {
         let app = self.app.clone();
+        // Sweep often enough that no session outlives its timeout by more than half of it.
+        let every =
+            (app.config.upload_timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(600));
         let sweeper = tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(600)).await;
+                tokio::time::sleep(every).await;
                 let s = app.storage.clone();
                 let age = app.config.upload_timeout;
                 let _ = tokio::task::spawn_blocking(move || api::sweep_uploads(&s, age)).await;
+                api::forget_swept(&app);
             }
         });
         let router = router(self.app.clone());

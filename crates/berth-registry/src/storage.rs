@@ -2,14 +2,20 @@
 //!
 //! ```text
 //! <root>/
-//! ├── blobs/<alg>/<hex>                          blob bytes (manifests too), named by digest
+//! ├── gc.lock                                    flock: gc exclusive, reference commits shared
+//! ├── blobs/<alg>/<hex>                          blob bytes (manifests too), named by digest;
+//! │                                              mtime = last time a push wrote or reused it
 //! ├── uploads/<uuid>/data                        a partial upload; its mtime is its age
-//! └── repositories/<name>/
+//! └── repositories/<name>/                       <name> may hold slashes (`library/busybox`)
 //!     ├── _layers/<alg>/<hex>                    link: the repository may serve this blob
 //!     ├── _manifests/revisions/<alg>/<hex>       link; holds the manifest's media type
 //!     └── _manifests/tags/<tag>                  holds the digest the tag points at
 //! ```
-//! Every write is a temp file renamed into place, so readers never see half a file.
+//! Every write is a temp file (`.tmp-<random>` beside its target) renamed into place, so readers
+//! never see half a file and a crash leaves the old or the new state. Blobs come into
+//! `blobs/` only by renaming a verified upload, so a blob file is always complete and matches
+//! its name. Repository names are checked against the spec grammar before they become paths,
+//! so no name can climb out of `repositories/`.
 
 use crate::RegistryError;
 use sha2::Digest as _;
@@ -60,6 +66,7 @@ impl std::fmt::Display for Dgst {
 }
 
 /// A hasher for either supported algorithm.
+#[derive(Clone)]
 pub enum Hasher {
     Sha256(sha2::Sha256),
     Sha512(sha2::Sha512),
@@ -77,6 +84,12 @@ impl Hasher {
         match self {
             Hasher::Sha256(h) => h.update(d),
             Hasher::Sha512(h) => h.update(d),
+        }
+    }
+    pub fn alg(&self) -> &'static str {
+        match self {
+            Hasher::Sha256(_) => "sha256",
+            Hasher::Sha512(_) => "sha512",
         }
     }
     pub fn hex(self) -> String {
@@ -110,7 +123,52 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), RegistryError> {
     fs::rename(&tmp, path).map_err(|e| io("rename", e))
 }
 
+/// A held `gc.lock`, released when dropped (closing the file releases the flock).
+pub struct LockGuard {
+    _file: fs::File,
+}
+
 impl Storage {
+    /// Takes `gc.lock` shared (`exclusive == false`: commits of blobs and manifests, many at
+    /// once) or exclusive (gc). Blocks until granted: call it off the async runtime.
+    pub fn lock(&self, exclusive: bool) -> Result<LockGuard, RegistryError> {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.root.join("gc.lock"))
+            .map_err(|e| io("open gc.lock", e))?;
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        loop {
+            // SAFETY: flock on a file descriptor this function owns; no memory is shared.
+            let r = unsafe { libc::flock(file.as_raw_fd(), op) };
+            if r == 0 {
+                return Ok(LockGuard { _file: file });
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(io("lock gc.lock", err));
+            }
+        }
+    }
+
+    /// Marks a blob as just used by a push, so gc's grace period protects it until the
+    /// manifest that needs it arrives. Returns whether the blob exists.
+    pub fn touch_blob(&self, d: &Dgst) -> bool {
+        match fs::File::open(self.blob_path(d)) {
+            Ok(f) => {
+                let _ = f.set_modified(std::time::SystemTime::now());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     pub fn open(root: &Path) -> Result<Storage, RegistryError> {
         for d in ["blobs", "uploads", "repositories"] {
             fs::create_dir_all(root.join(d)).map_err(|e| io("create storage dirs", e))?;
@@ -167,7 +225,7 @@ impl Storage {
     /// Moves a verified file into the blob store (keeps the existing copy if there is one).
     pub fn commit_blob(&self, from: &Path, d: &Dgst) -> Result<(), RegistryError> {
         let to = self.blob_path(d);
-        if to.exists() {
+        if self.touch_blob(d) {
             let _ = fs::remove_file(from);
             return Ok(());
         }
@@ -177,8 +235,18 @@ impl Storage {
 
     /// Stores a small blob from memory (manifests).
     pub fn put_blob_bytes(&self, data: &[u8]) -> Result<Dgst, RegistryError> {
-        let d = Dgst::sha256(data);
-        if !self.has_blob(&d) {
+        self.put_blob_bytes_as(data, "sha256")
+    }
+
+    /// Stores a small blob from memory under the digest algorithm `alg`.
+    pub fn put_blob_bytes_as(&self, data: &[u8], alg: &str) -> Result<Dgst, RegistryError> {
+        let mut h = Hasher::new(alg);
+        h.update(data);
+        let d = Dgst {
+            alg: h.alg().into(),
+            hex: h.hex(),
+        };
+        if !self.touch_blob(&d) {
             write_atomic(&self.blob_path(&d), data)?;
         }
         Ok(d)
@@ -268,4 +336,80 @@ impl Storage {
         out.sort();
         out
     }
+}
+
+/// A read-only memory map of a whole blob file. Blobs are never written in place (they arrive
+/// by rename and leave by unlink, neither of which touches an existing mapping), so the mapped
+/// bytes cannot change or shrink under a reader.
+struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value; nothing aliases it mutably.
+unsafe impl Send for Mapped {}
+// SAFETY: as above: shared reads of immutable memory.
+unsafe impl Sync for Mapped {}
+
+impl AsRef<[u8]> for Mapped {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `ptr` maps `len` readable bytes for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly the mapping this value owns, once.
+        unsafe {
+            libc::munmap(self.ptr, self.len);
+        }
+    }
+}
+
+/// Blobs smaller than this are read into memory; larger ones are mapped.
+const MAP_THRESHOLD: u64 = 1 << 20;
+
+/// The bytes of a blob file without copying them into the heap (a shared read-only mapping
+/// for large files; cheap to slice). Pages are faulted in by whoever reads them: see
+/// [`prefault`].
+pub fn blob_bytes(path: &Path) -> std::io::Result<bytes::Bytes> {
+    use std::os::fd::AsRawFd;
+    let f = fs::File::open(path)?;
+    let len = f.metadata()?.len();
+    if len < MAP_THRESHOLD {
+        let mut v = Vec::with_capacity(len as usize);
+        (&f).take(len).read_to_end(&mut v)?;
+        return Ok(bytes::Bytes::from(v));
+    }
+    let len = usize::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a fresh read-only private mapping of an open file; the result is checked.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            f.as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: advice on the mapping just made; failure is harmless.
+    unsafe {
+        libc::madvise(ptr, len, libc::MADV_SEQUENTIAL);
+    }
+    Ok(bytes::Bytes::from_owner(Mapped { ptr, len }))
+}
+
+/// Touches one byte per page of `b`, so page faults (disk reads on a cold cache) happen on
+/// the calling (blocking) thread rather than in the socket write on an async worker.
+pub fn prefault(b: &[u8]) {
+    let mut acc = 0u8;
+    for x in b.iter().step_by(4096) {
+        acc ^= *x;
+    }
+    std::hint::black_box(acc);
 }
