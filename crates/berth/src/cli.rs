@@ -130,10 +130,18 @@ pub enum ImageCmd {
     Import(ImportArgs),
     /// Remove unused images
     Prune(PruneArgs),
+    /// Download an image from a registry
+    Pull(PullArgs),
+    /// Upload an image to a registry
+    Push(PushArgs),
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
 }
 
 #[derive(Subcommand, Debug)]
 pub enum BuilderCmd {
+    /// Build an image from a Dockerfile
+    Build(BuildArgs),
     /// Remove build cache
     Prune(BuilderPruneArgs),
 }
@@ -146,15 +154,18 @@ pub struct BuilderPruneArgs {
     /// Do not prompt for confirmation
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Provide filter values (e.g. "until=24h")
+    #[arg(long)]
+    pub filter: Vec<String>,
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Default)]
 pub struct BuildArgs {
     /// Name and optionally a tag in the "name:tag" format
     #[arg(short = 't', long = "tag")]
     pub tags: Vec<String>,
-    /// Name of the Dockerfile (default: "PATH/Dockerfile")
-    #[arg(short = 'f', long = "file")]
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"), or - for stdin
+    #[arg(short = 'f', long = "file", allow_hyphen_values = true)]
     pub file: Option<String>,
     /// Set build-time variables
     #[arg(long = "build-arg")]
@@ -180,7 +191,11 @@ pub struct BuildArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long)]
     pub platform: Option<String>,
+    /// Always attempt to pull a newer version of the image
+    #[arg(long)]
+    pub pull: bool,
     /// Build context: a directory, or - for a tar on stdin
+    #[arg(allow_hyphen_values = true)]
     pub context: String,
 }
 
@@ -724,5 +739,68 @@ mod tests {
             }))
         ));
         assert!(Cli::try_parse_from(["berth", "ps", "--bogus"]).is_err());
+        assert!(matches!(
+            parse(&["berth", "image", "pull", "-q", "x"]).cmd,
+            Some(Cmd::Image(ImageCmd::Pull(PullArgs { quiet: true, .. })))
+        ));
+        assert!(matches!(
+            parse(&["berth", "image", "push", "x"]).cmd,
+            Some(Cmd::Image(ImageCmd::Push(_)))
+        ));
+        assert!(matches!(
+            parse(&["berth", "image", "build", "."]).cmd,
+            Some(Cmd::Image(ImageCmd::Build(_)))
+        ));
+        assert!(matches!(
+            parse(&["berth", "builder", "build", "-"]).cmd,
+            Some(Cmd::Builder(BuilderCmd::Build(_)))
+        ));
+    }
+
+    #[test]
+    fn build_grammar() {
+        let c = parse(&[
+            "berth",
+            "build",
+            "-t",
+            "a:1",
+            "--tag",
+            "b",
+            "-f",
+            "-",
+            "--build-arg",
+            "X=1",
+            "--secret",
+            "id=s,src=/f",
+            "--no-cache",
+            "--pull",
+            "-q",
+            "-",
+        ]);
+        let Some(Cmd::Build(b)) = c.cmd else { panic!() };
+        assert_eq!(b.tags, ["a:1", "b"]);
+        assert_eq!(b.file.as_deref(), Some("-"));
+        assert_eq!(b.build_args, ["X=1"]);
+        assert_eq!(b.secrets, ["id=s,src=/f"]);
+        assert!(b.no_cache && b.pull && b.quiet);
+        assert_eq!(b.context, "-");
+        let c = parse(&["berth", "builder", "prune", "-af", "--filter", "until=1h"]);
+        let Some(Cmd::Builder(BuilderCmd::Prune(p))) = c.cmd else {
+            panic!()
+        };
+        assert!(p.all && p.force);
+        assert_eq!(p.filter, ["until=1h"]);
+        let c = parse(&[
+            "berth",
+            "login",
+            "-u",
+            "al",
+            "--password-stdin",
+            "localhost:5000",
+        ]);
+        let Some(Cmd::Login(l)) = c.cmd else { panic!() };
+        assert_eq!(l.username.as_deref(), Some("al"));
+        assert!(l.password_stdin);
+        assert_eq!(l.server.as_deref(), Some("localhost:5000"));
     }
 }

@@ -4,8 +4,11 @@
 mod cli;
 mod client;
 mod commands;
+mod credentials;
 mod format;
 mod opts;
+mod progress;
+mod reference;
 mod term;
 
 use clap::Parser;

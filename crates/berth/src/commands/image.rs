@@ -3,7 +3,7 @@
 use super::container::{confirm, created_at, resolve_format};
 use super::{for_each, seg, write_out};
 use crate::cli::{ImagesArgs, ImportArgs, LoadArgs, PruneArgs, RmiArgs, SaveArgs, TagArgs};
-use crate::client::{empty, next_chunk, stream_reader, Body, Client, JsonLines};
+use crate::client::{empty, next_chunk, stream_reader, Body, Client};
 use crate::format;
 use crate::opts;
 use crate::term;
@@ -209,34 +209,9 @@ pub async fn tag(c: &Client, a: TagArgs) -> CmdResult {
 
 /// Prints a JSON-message stream as docker's jsonmessage display does (without progress bars);
 /// fails on an `error` message.
-async fn print_messages(mut body: hyper::body::Incoming) -> CmdResult {
-    let mut lines = JsonLines::default();
-    let handle = |v: Value| -> Result<(), CliError> {
-        if let Some(e) = v["error"]
-            .as_str()
-            .or_else(|| v["errorDetail"]["message"].as_str())
-        {
-            return Err(CliError::Msg(e.to_string()));
-        }
-        if let Some(s) = v["stream"].as_str() {
-            write_out(s.as_bytes());
-        } else if let Some(s) = v["status"].as_str() {
-            let line = match v["id"].as_str() {
-                Some(id) if !id.is_empty() => format!("{id}: {s}\n"),
-                _ => format!("{s}\n"),
-            };
-            write_out(line.as_bytes());
-        }
-        Ok(())
-    };
-    while let Some(chunk) = next_chunk(&mut body).await {
-        for v in lines.push(&chunk?) {
-            handle(v)?;
-        }
-    }
-    for v in lines.finish() {
-        handle(v)?;
-    }
+/// Shows a load or import message stream (docker's JSON message display).
+async fn print_messages(body: hyper::body::Incoming) -> CmdResult {
+    crate::progress::display(body, false).await?;
     Ok(0)
 }
 

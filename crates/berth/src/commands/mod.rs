@@ -35,6 +35,7 @@ pub async fn dispatch(c: &Client, cmd: Cmd) -> CmdResult {
         Cmd::Save(a) => image::save(c, a).await,
         Cmd::Import(a) => image::import(c, a).await,
         Cmd::Build(a) => build::build(c, a).await,
+        Cmd::Builder(BuilderCmd::Build(a)) => build::build(c, a).await,
         Cmd::Builder(BuilderCmd::Prune(a)) => build::prune(c, a).await,
         Cmd::Pull(a) => registry::pull(c, a).await,
         Cmd::Push(a) => registry::push(c, a).await,
@@ -70,6 +71,9 @@ pub async fn dispatch(c: &Client, cmd: Cmd) -> CmdResult {
             ImageCmd::Save(a) => image::save(c, a).await,
             ImageCmd::Import(a) => image::import(c, a).await,
             ImageCmd::Prune(a) => image::prune(c, a).await,
+            ImageCmd::Pull(a) => registry::pull(c, a).await,
+            ImageCmd::Push(a) => registry::push(c, a).await,
+            ImageCmd::Build(a) => build::build(c, a).await,
         },
         Cmd::System(SystemCmd::Info(a)) => system::info(c, a).await,
     }

@@ -1,305 +1,112 @@
 //! `pull`, `push`, `login`, `logout` (credentials in the docker CLI's config.json, so both
-//! CLIs share them), `registry serve|gc`, and the progress display of JSON message streams.
+//! CLIs share them) and `registry serve|gc` (berth's own registry, from `berth-registry`).
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryGcArgs, RegistryServeArgs};
-use crate::client::{empty, next_chunk, Client, JsonLines};
+use crate::client::{empty, Client};
+use crate::credentials::{self, Auth};
+use crate::reference::Reference;
 use crate::{CliError, CmdResult};
-use base64::Engine;
 use hyper::Method;
-use serde_json::{json, Value};
-use std::io::Write;
+use serde_json::Value;
+use std::io::{Read, Write};
 use std::path::PathBuf;
-
-/// The key docker uses for Docker Hub credentials.
-pub const INDEX_SERVER: &str = "https://index.docker.io/v1/";
-
-/// `$DOCKER_CONFIG/config.json`, default `~/.docker/config.json`.
-pub fn config_path() -> PathBuf {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/root"))
-                .join(".docker")
-        });
-    dir.join("config.json")
-}
-
-fn read_config(path: &std::path::Path) -> Value {
-    std::fs::read(path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| json!({}))
-}
-
-fn write_config(path: &std::path::Path, v: &Value) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().unwrap_or(std::path::Path::new("."));
-    std::fs::create_dir_all(dir)
-        .map_err(|e| CliError::Msg(format!("create {}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".config.json.{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(|e| CliError::Msg(format!("write {}: {e}", tmp.display())))?;
-    f.write_all(
-        serde_json::to_string_pretty(v)
-            .unwrap_or_default()
-            .as_bytes(),
-    )
-    .map_err(|e| CliError::Msg(format!("write {}: {e}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(|e| CliError::Msg(format!("write {}: {e}", path.display())))
-}
-
-/// The registry host of an image name: the first component when it looks like a host.
-pub fn registry_of(image: &str) -> String {
-    let first = image.split('/').next().unwrap_or("");
-    if image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
-        first.to_string()
-    } else {
-        "docker.io".to_string()
-    }
-}
-
-/// The config.json key for a registry host.
-pub fn server_key(host: &str) -> String {
-    match host {
-        "docker.io" | "index.docker.io" | "registry-1.docker.io" => INDEX_SERVER.into(),
-        h => h.to_string(),
-    }
-}
-
-/// Stored credentials for a registry host: (username, password) or an identity token.
-pub fn stored_auth(cfg: &Value, host: &str) -> Option<Value> {
-    let key = server_key(host);
-    let auths = cfg.get("auths")?.as_object()?;
-    let entry = auths.iter().find_map(|(k, v)| {
-        let bare = k
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
-        (k == &key || bare == host || (key == INDEX_SERVER && bare.starts_with("index.docker.io")))
-            .then_some(v)
-    })?;
-    if let Some(t) = entry.get("identitytoken").and_then(Value::as_str) {
-        return Some(json!({"identitytoken": t, "serveraddress": key}));
-    }
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(entry.get("auth")?.as_str()?)
-        .ok()?;
-    let s = String::from_utf8(raw).ok()?;
-    let (u, p) = s.split_once(':')?;
-    Some(json!({"username": u, "password": p, "serveraddress": key}))
-}
-
-/// The `X-Registry-Auth` header value for an image (`e30=`, i.e. `{}`, when anonymous).
-pub fn registry_auth_header(image: &str) -> String {
-    let cfg = read_config(&config_path());
-    let auth = stored_auth(&cfg, &registry_of(image)).unwrap_or_else(|| json!({}));
-    base64::engine::general_purpose::URL_SAFE.encode(auth.to_string())
-}
-
-/// Renders a JSON message stream like docker: on a terminal, lines keyed by `id` update in
-/// place with progress bars; otherwise one line per status change.
-pub struct Progress {
-    tty: bool,
-    ids: Vec<String>,
-    out: Vec<u8>,
-}
-
-impl Progress {
-    pub fn new(tty: bool) -> Progress {
-        Progress {
-            tty,
-            ids: Vec::new(),
-            out: Vec::new(),
-        }
-    }
-
-    /// Handles one message; an error message becomes the command's error.
-    pub fn handle(&mut self, v: &Value) -> Result<(), CliError> {
-        if let Some(e) = v["errorDetail"]["message"]
-            .as_str()
-            .or_else(|| v["error"].as_str())
-        {
-            return Err(CliError::Msg(e.to_string()));
-        }
-        if let Some(s) = v["stream"].as_str() {
-            self.out.extend_from_slice(s.as_bytes());
-            return Ok(());
-        }
-        let Some(status) = v["status"].as_str() else {
-            return Ok(());
-        };
-        let id = v["id"].as_str().unwrap_or("");
-        let bar = v["progress"].as_str().unwrap_or("");
-        if id.is_empty() {
-            self.out.extend_from_slice(format!("{status}\n").as_bytes());
-            return Ok(());
-        }
-        let line = if self.tty && !bar.is_empty() {
-            format!("{id}: {status} {bar}")
-        } else {
-            format!("{id}: {status}")
-        };
-        if !self.tty {
-            if bar.is_empty() {
-                self.out.extend_from_slice(format!("{line}\n").as_bytes());
-            }
-            return Ok(());
-        }
-        match self.ids.iter().position(|x| x == id) {
-            Some(i) => {
-                let up = self.ids.len() - i;
-                self.out
-                    .extend_from_slice(format!("\x1b[{up}A\r\x1b[2K{line}\r\x1b[{up}B").as_bytes());
-            }
-            None => {
-                self.ids.push(id.to_string());
-                self.out.extend_from_slice(format!("{line}\n").as_bytes());
-            }
-        }
-        Ok(())
-    }
-
-    /// What to print so far (and clears it).
-    pub fn take(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.out)
-    }
-}
-
-/// Reads a message stream from the daemon and displays it; returns the `aux` values.
-pub async fn display(mut body: hyper::body::Incoming, quiet: bool) -> Result<Vec<Value>, CliError> {
-    let tty = crate::term::is_tty(libc::STDOUT_FILENO);
-    let mut p = Progress::new(tty);
-    let mut lines = JsonLines::default();
-    let mut aux = Vec::new();
-    let mut stdout = std::io::stdout();
-    let mut feed = |vs: Vec<Value>, p: &mut Progress| -> Result<(), CliError> {
-        for v in vs {
-            if let Some(a) = v.get("aux") {
-                aux.push(a.clone());
-            }
-            p.handle(&v)?;
-        }
-        Ok(())
-    };
-    while let Some(chunk) = next_chunk(&mut body).await {
-        feed(lines.push(&chunk?), &mut p)?;
-        let out = p.take();
-        if !quiet {
-            let _ = stdout.write_all(&out);
-            let _ = stdout.flush();
-        }
-    }
-    feed(lines.finish(), &mut p)?;
-    if !quiet {
-        let _ = stdout.write_all(&p.take());
-    }
-    Ok(aux)
-}
 
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Splits `name[:tag|@digest]` into (name, tag or digest).
-pub fn split_ref(image: &str) -> (String, String) {
-    if let Some((n, d)) = image.split_once('@') {
-        return (n.to_string(), d.to_string());
+/// The reference to pull or push: `-a` wants a bare name; otherwise a missing tag is `latest`
+/// (the bool says the default was applied, which docker announces).
+pub fn resolve(image: &str, all_tags: bool) -> Result<(Reference, bool), CliError> {
+    let mut r = Reference::parse(image)?;
+    if all_tags {
+        if !r.is_name_only() {
+            return Err(CliError::Msg("tag can't be used with --all-tags/-a".into()));
+        }
+        return Ok((r, false));
     }
-    match image.rsplit_once(':') {
-        Some((n, t)) if !t.contains('/') => (n.to_string(), t.to_string()),
-        _ => (image.to_string(), String::new()),
+    if r.is_name_only() {
+        r.tag = Some("latest".into());
+        return Ok((r, true));
     }
+    Ok((r, false))
 }
 
-/// The canonical reference docker prints after a pull.
-pub fn canonical(image: &str) -> String {
-    let (name, tag) = split_ref(image);
-    let host = registry_of(&name);
-    let full = if host == "docker.io" && !name.starts_with("docker.io/") {
-        if name.contains('/') {
-            format!("docker.io/{name}")
-        } else {
-            format!("docker.io/library/{name}")
-        }
-    } else {
-        name
-    };
-    let sep = if tag.contains(':') { "@" } else { ":" };
-    let tag = if tag.is_empty() {
-        "latest".to_string()
-    } else {
-        tag
-    };
-    format!("{full}{sep}{tag}")
+/// `POST /images/create` for a pull: the normalised name and the tag or digest, like docker.
+pub fn pull_path(r: &Reference, platform: Option<&str>) -> String {
+    let mut path = format!(
+        "/images/create?fromImage={}&tag={}",
+        enc(&r.name()),
+        enc(&r.api_tag())
+    );
+    if let Some(p) = platform.filter(|p| !p.is_empty()) {
+        path.push_str(&format!("&platform={}", enc(p)));
+    }
+    path
+}
+
+/// `POST /images/{name}/push`.
+pub fn push_path(r: &Reference) -> String {
+    format!(
+        "/images/{}/push?tag={}",
+        super::seg(&r.name()),
+        enc(r.tag.as_deref().unwrap_or(""))
+    )
 }
 
 /// `berth pull`.
 pub async fn pull(c: &Client, a: PullArgs) -> CmdResult {
-    let (name, mut tag) = split_ref(&a.image);
-    if tag.is_empty() && !a.all_tags {
-        tag = "latest".into();
+    let (r, defaulted) = resolve(&a.image, a.all_tags)?;
+    if defaulted && !a.quiet {
+        println!("Using default tag: latest");
     }
-    let mut path = format!("/images/create?fromImage={}&tag={}", enc(&name), enc(&tag));
-    if let Some(p) = &a.platform {
-        path.push_str(&format!("&platform={}", enc(p)));
-    }
+    let auth = credentials::header_for(&r.domain)?;
     let resp = c
         .request_with(
             Method::POST,
-            &path,
+            &pull_path(&r, a.platform.as_deref()),
             empty(),
             None,
-            &[("X-Registry-Auth", registry_auth_header(&name))],
+            &[("X-Registry-Auth", auth)],
         )
         .await?;
-    display(resp.into_body(), a.quiet).await?;
-    println!(
-        "{}",
-        canonical(&format!(
-            "{name}{}{tag}",
-            if tag.contains(':') { "@" } else { ":" }
-        ))
-    );
+    crate::progress::display(resp.into_body(), a.quiet).await?;
+    println!("{r}");
     Ok(0)
 }
 
 /// `berth push`.
 pub async fn push(c: &Client, a: PushArgs) -> CmdResult {
-    let (name, tag) = split_ref(&a.image);
-    let tag = if tag.is_empty() && !a.all_tags {
-        "latest".to_string()
-    } else {
-        tag
-    };
-    let path = format!("/images/{name}/push?tag={}", enc(&tag));
+    let (r, defaulted) = resolve(&a.image, a.all_tags)?;
+    if r.digest.is_some() {
+        return Err(CliError::Msg(format!(
+            "cannot push a digest reference: {}",
+            a.image
+        )));
+    }
+    if defaulted && !a.quiet {
+        println!("Using default tag: latest");
+    }
+    let auth = credentials::header_for(&r.domain)?;
     let resp = c
         .request_with(
             Method::POST,
-            &path,
+            &push_path(&r),
             empty(),
             None,
-            &[("X-Registry-Auth", registry_auth_header(&name))],
+            &[("X-Registry-Auth", auth)],
         )
         .await?;
-    let aux = display(resp.into_body(), a.quiet).await?;
+    crate::progress::display(resp.into_body(), a.quiet).await?;
     if a.quiet {
-        println!("{}", a.image);
+        println!("{r}");
     }
-    let _ = aux;
     Ok(0)
 }
 
+/// Asks on the terminal; the answer is not echoed when `echo` is false.
 fn prompt(label: &str, echo: bool) -> Result<String, CliError> {
-    print!("{label}");
-    let _ = std::io::stdout().flush();
+    crate::commands::write_out(label.as_bytes());
     let fd = libc::STDIN_FILENO;
     let saved = if echo {
         None
@@ -316,37 +123,77 @@ fn prompt(label: &str, echo: bool) -> Result<String, CliError> {
     Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
+/// `--password-stdin`: all of stdin less one trailing newline (docker's rule).
+fn password_from(mut input: impl Read) -> Result<String, CliError> {
+    let mut s = String::new();
+    input
+        .read_to_string(&mut s)
+        .map_err(|e| CliError::Msg(format!("read password from stdin: {e}")))?;
+    let s = s.strip_suffix('\n').unwrap_or(&s);
+    let s = s.strip_suffix('\r').unwrap_or(s);
+    Ok(s.to_string())
+}
+
+/// Sends an AuthConfig to `/auth`; returns the identity token the daemon may hand back.
+async fn authenticate(c: &Client, auth: &Auth) -> Result<Option<String>, CliError> {
+    let resp = c.post_json("/auth", Some(&auth.to_json())).await?;
+    Ok(resp
+        .get("IdentityToken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string))
+}
+
 /// `berth login`.
 pub async fn login(c: &Client, a: LoginArgs) -> CmdResult {
-    let server = a.server.clone().unwrap_or_else(|| INDEX_SERVER.to_string());
-    let host = server
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or("")
-        .to_string();
-    let key = if host == "index.docker.io" || a.server.is_none() {
-        INDEX_SERVER.to_string()
-    } else {
-        host.clone()
-    };
+    if a.password.is_some() && a.password_stdin {
+        return Err(CliError::Msg(
+            "--password and --password-stdin are mutually exclusive".into(),
+        ));
+    }
+    if a.password_stdin && a.username.is_none() {
+        return Err(CliError::Msg(
+            "Must provide --username with --password-stdin".into(),
+        ));
+    }
+    let key = credentials::login_key(a.server.as_deref());
+    let path = credentials::config_path();
+    let mut cfg = credentials::load(&path)?;
     let tty = crate::term::is_tty(libc::STDIN_FILENO);
+
+    // Like docker: with no flags, try what is stored before asking.
+    if a.username.is_none() && a.password.is_none() && !a.password_stdin {
+        if let Some(stored) = credentials::lookup(&cfg, credentials::hostname(&key)) {
+            println!(
+                "Authenticating with existing credentials... [Username: {}]",
+                stored.username()
+            );
+            match authenticate(c, &stored).await {
+                Ok(_) => {
+                    println!("Login Succeeded");
+                    return Ok(0);
+                }
+                Err(e) if tty => eprintln!("Login did not succeed, error: {e}"),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     let username = match a.username.clone() {
         Some(u) => u,
         None if tty => prompt("Username: ", true)?,
         None => {
             return Err(CliError::Msg(
-                "Must provide --username with --password-stdin".into(),
+                "Error: Cannot perform an interactive login from a non TTY device".into(),
             ))
         }
     };
+    let username = username.trim().to_string();
+    if username.is_empty() {
+        return Err(CliError::Msg("Error: Non-null Username Required".into()));
+    }
     let password = if a.password_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_line(&mut s)
-            .map_err(|e| CliError::Msg(format!("read password: {e}")))?;
-        s.trim_end_matches(['\n', '\r']).to_string()
+        password_from(std::io::stdin())?
     } else {
         match a.password.clone() {
             Some(p) => {
@@ -358,74 +205,57 @@ pub async fn login(c: &Client, a: LoginArgs) -> CmdResult {
             None if tty => prompt("Password: ", false)?,
             None => {
                 return Err(CliError::Msg(
-                    "Cannot perform an interactive login from a non TTY device".into(),
+                    "Error: Cannot perform an interactive login from a non TTY device".into(),
                 ))
             }
         }
     };
-    let body = json!({"username": username, "password": password, "serveraddress": key});
-    let resp = c.post_json("/auth", Some(&body)).await?;
-    let path = config_path();
-    let mut cfg = read_config(&path);
-    let entry = match resp
-        .get("IdentityToken")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-    {
-        Some(t) => {
-            json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:")), "identitytoken": t})
-        }
-        None => {
-            json!({"auth": base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))})
-        }
-    };
-    if !cfg.get("auths").map(Value::is_object).unwrap_or(false) {
-        cfg["auths"] = json!({});
+    if password.is_empty() {
+        return Err(CliError::Msg("Error: Password Required".into()));
     }
-    cfg["auths"][&key] = entry;
-    write_config(&path, &cfg)?;
+    let auth = Auth::Password {
+        username: username.clone(),
+        password: password.clone(),
+        server: key.clone(),
+    };
+    let token = authenticate(c, &auth).await?;
+    credentials::store(&mut cfg, &key, &username, &password, token.as_deref());
+    credentials::save(&path, &cfg)?;
     println!("Login Succeeded");
     Ok(0)
 }
 
 /// `berth logout`.
 pub async fn logout(a: LogoutArgs) -> CmdResult {
-    let server = a.server.unwrap_or_else(|| INDEX_SERVER.to_string());
-    let host = server
-        .trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string();
-    let path = config_path();
-    let mut cfg = read_config(&path);
-    let keys: Vec<String> = cfg
-        .get("auths")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.keys()
-                .filter(|k| {
-                    *k == &server
-                        || k.trim_start_matches("https://")
-                            .trim_start_matches("http://")
-                            .trim_end_matches('/')
-                            == host
-                })
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    if keys.is_empty() {
+    let server = match a.server.as_deref() {
+        None => credentials::INDEX_SERVER.to_string(),
+        Some(s) => credentials::login_key(Some(s)),
+    };
+    let path = credentials::config_path();
+    let mut cfg = credentials::load(&path)?;
+    if credentials::remove(&mut cfg, &server).is_empty() {
         println!("Not logged in to {server}");
         return Ok(0);
     }
     println!("Removing login credentials for {server}");
-    if let Some(m) = cfg.get_mut("auths").and_then(Value::as_object_mut) {
-        for k in keys {
-            m.remove(&k);
-        }
-    }
-    write_config(&path, &cfg)?;
+    credentials::save(&path, &cfg)?;
     Ok(0)
+}
+
+/// `--addr`: `HOST:PORT`, `:PORT` (every interface), or a name that resolves.
+fn listen_addr(addr: &str) -> Result<std::net::SocketAddr, CliError> {
+    use std::net::ToSocketAddrs;
+    let full = match addr.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => addr.to_string(),
+    };
+    if let Ok(a) = full.parse() {
+        return Ok(a);
+    }
+    full.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| CliError::Msg(format!("invalid --addr {addr:?}: want HOST:PORT")))
 }
 
 /// `berth registry serve`.
@@ -436,9 +266,7 @@ pub async fn serve(a: RegistryServeArgs) -> CmdResult {
         None => berth_registry::Config::default(),
     };
     if let Some(addr) = &a.addr {
-        cfg.addr = addr
-            .parse()
-            .map_err(|e| CliError::Msg(format!("invalid --addr {addr}: {e}")))?;
+        cfg.addr = listen_addr(addr)?;
     }
     if let Some(r) = &a.root {
         cfg.root = r.into();
@@ -456,7 +284,12 @@ pub async fn serve(a: RegistryServeArgs) -> CmdResult {
         (None, None) => {}
         _ => return Err(CliError::Msg("--tls-cert and --tls-key go together".into())),
     }
-    if let Some(mode) = &a.auth {
+    // An htpasswd file alone asks for basic authentication.
+    let mode = a
+        .auth
+        .clone()
+        .or_else(|| a.htpasswd.as_ref().map(|_| "htpasswd".to_string()));
+    if let Some(mode) = &mode {
         let need = || {
             a.htpasswd
                 .clone()
@@ -530,66 +363,78 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refs_and_hosts() {
-        assert_eq!(registry_of("busybox"), "docker.io");
-        assert_eq!(registry_of("library/busybox"), "docker.io");
-        assert_eq!(registry_of("localhost:5000/a"), "localhost:5000");
-        assert_eq!(registry_of("quay.io/x/y"), "quay.io");
-        assert_eq!(split_ref("a/b:1"), ("a/b".into(), "1".into()));
+    fn pull_and_push_requests() {
+        // Table: image, all tags, request path, default tag announced, printed reference.
+        let d = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let by_digest = format!("busybox@{d}");
+        let cases = [
+            (
+                "busybox",
+                false,
+                "/images/create?fromImage=docker.io%2Flibrary%2Fbusybox&tag=latest".to_string(),
+                true,
+                "docker.io/library/busybox:latest".to_string(),
+            ),
+            (
+                "localhost:5000/a/b:v1",
+                false,
+                "/images/create?fromImage=localhost%3A5000%2Fa%2Fb&tag=v1".into(),
+                false,
+                "localhost:5000/a/b:v1".into(),
+            ),
+            (
+                &by_digest,
+                false,
+                format!(
+                    "/images/create?fromImage=docker.io%2Flibrary%2Fbusybox&tag={}",
+                    enc(d)
+                ),
+                false,
+                format!("docker.io/library/busybox@{d}"),
+            ),
+            (
+                "user/app",
+                true,
+                "/images/create?fromImage=docker.io%2Fuser%2Fapp&tag=".into(),
+                false,
+                "docker.io/user/app".into(),
+            ),
+        ];
+        for (image, all, path, defaulted, printed) in cases {
+            let (r, def) = resolve(image, all).unwrap();
+            assert_eq!(pull_path(&r, None), path, "{image}");
+            assert_eq!(def, defaulted, "{image}");
+            assert_eq!(r.to_string(), printed, "{image}");
+        }
+        let (r, _) = resolve("localhost:5000/a", false).unwrap();
         assert_eq!(
-            split_ref("localhost:5000/a"),
-            ("localhost:5000/a".into(), "".into())
+            pull_path(&r, Some("linux/arm64")),
+            "/images/create?fromImage=localhost%3A5000%2Fa&tag=latest&platform=linux%2Farm64"
         );
-        assert_eq!(canonical("busybox"), "docker.io/library/busybox:latest");
-        assert_eq!(canonical("localhost:5000/a:v1"), "localhost:5000/a:v1");
+        assert_eq!(push_path(&r), "/images/localhost:5000/a/push?tag=latest");
+        let (r, _) = resolve("localhost:5000/a", true).unwrap();
+        assert_eq!(push_path(&r), "/images/localhost:5000/a/push?tag=");
+        assert!(resolve("a:1", true).is_err());
+        assert!(resolve("Bad", false).is_err());
     }
 
     #[test]
-    fn credentials_round_trip() {
-        let cfg = json!({"auths": {
-            "https://index.docker.io/v1/": {"auth": "dTpw"},
-            "localhost:5000": {"auth": base64::engine::general_purpose::STANDARD.encode("al:pw")},
-            "https://other:1": {"identitytoken": "tok"},
-        }, "credsStore": "x"});
-        assert_eq!(stored_auth(&cfg, "docker.io").unwrap()["username"], "u");
+    fn listen_addresses() {
         assert_eq!(
-            stored_auth(&cfg, "localhost:5000").unwrap()["password"],
-            "pw"
+            listen_addr("127.0.0.1:0").unwrap().to_string(),
+            "127.0.0.1:0"
         );
-        assert_eq!(
-            stored_auth(&cfg, "other:1").unwrap()["identitytoken"],
-            "tok"
-        );
-        assert!(stored_auth(&cfg, "nowhere").is_none());
+        assert_eq!(listen_addr(":5000").unwrap().to_string(), "0.0.0.0:5000");
+        assert_eq!(listen_addr("[::1]:5").unwrap().to_string(), "[::1]:5");
+        assert!(listen_addr("localhost:7").unwrap().ip().is_loopback());
+        assert!(listen_addr("nonsense").is_err());
     }
 
     #[test]
-    fn progress_rendering() {
-        let mut p = Progress::new(false);
-        p.handle(&json!({"status": "Pulling from library/busybox", "id": "latest"}))
-            .unwrap();
-        p.handle(&json!({"status": "Downloading", "id": "abc", "progress": "[=>  ]"}))
-            .unwrap();
-        p.handle(&json!({"status": "Pull complete", "id": "abc"}))
-            .unwrap();
-        p.handle(&json!({"stream": "Step 1/2 : FROM x\n"})).unwrap();
-        assert_eq!(
-            String::from_utf8(p.take()).unwrap(),
-            "latest: Pulling from library/busybox\nabc: Pull complete\nStep 1/2 : FROM x\n"
-        );
-        let mut t = Progress::new(true);
-        t.handle(&json!({"status": "Downloading", "id": "a", "progress": "[=> ]"}))
-            .unwrap();
-        t.handle(&json!({"status": "Downloading", "id": "b"}))
-            .unwrap();
-        t.handle(&json!({"status": "Done", "id": "a"})).unwrap();
-        let out = String::from_utf8(t.take()).unwrap();
-        assert!(
-            out.starts_with("a: Downloading [=> ]\nb: Downloading\n\x1b[2A\r\x1b[2Ka: Done"),
-            "{out:?}"
-        );
-        assert!(p
-            .handle(&json!({"error": "boom", "errorDetail": {"message": "boom"}}))
-            .is_err());
+    fn password_stdin_loses_one_newline() {
+        assert_eq!(password_from(&b"pw\n"[..]).unwrap(), "pw");
+        assert_eq!(password_from(&b"pw\r\n"[..]).unwrap(), "pw");
+        assert_eq!(password_from(&b"p w\n\n"[..]).unwrap(), "p w\n");
+        assert_eq!(password_from(&b"pw"[..]).unwrap(), "pw");
     }
 }
