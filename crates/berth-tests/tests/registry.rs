@@ -202,6 +202,26 @@ fn htpasswd_login_push_pull() {
     ok(&d.docker(&["push", &name]));
     ok(&d.docker(&["rmi", &name]));
     ok(&d.docker(&["pull", &name]));
+    // A build pulls a private base image with the credentials the CLI sends.
+    let id = ok(&d.docker(&["image", "inspect", "-f", "{{.Id}}", &name]));
+    ok(&d.docker(&["rmi", "-f", id.trim()]));
+    let ctx = TempDir::new("privctx");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM {name}\nRUN echo built-on-private\n"),
+    )
+    .unwrap();
+    let out = run_with(
+        Command::new("docker")
+            .env("DOCKER_HOST", d.host())
+            .env("DOCKER_BUILDKIT", "0")
+            .env("DOCKER_CONFIG", d.root_path().join("docker-config"))
+            .args(["build", "-t", "from-private:1"])
+            .arg(ctx.path()),
+        None,
+    );
+    let text = ok(&out);
+    assert!(text.contains("built-on-private"), "{text}");
     // The berth CLI shares the docker CLI's config and can log out.
     let out = ok(&d.berth(&["logout", &reg.addr]));
     assert!(out.contains("Removing login credentials"), "{out}");

@@ -264,6 +264,28 @@ pub fn header_for(host: &str) -> Result<String, CliError> {
     Ok(encode_header(lookup(&cfg, host).as_ref()))
 }
 
+/// `X-Registry-Config` for builds: base64url JSON of every stored login (server →
+/// AuthConfig); `None` when there are none.
+pub fn registry_config_header() -> Result<Option<String>, CliError> {
+    use base64::Engine;
+    let cfg = load(&config_path())?;
+    let Some(auths) = cfg.get("auths").and_then(Value::as_object) else {
+        return Ok(None);
+    };
+    let mut out = serde_json::Map::new();
+    for key in auths.keys() {
+        if let Some(a) = lookup(&cfg, hostname(key)) {
+            out.insert(key.clone(), a.to_json());
+        }
+    }
+    if out.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        base64::engine::general_purpose::URL_SAFE.encode(Value::Object(out).to_string()),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -484,6 +484,10 @@ pub async fn build(c: &Client, a: BuildArgs) -> CmdResult {
             .collect::<Result<Vec<_>, _>>()?;
         headers.push(("X-Berth-Build-Secrets", secrets_header(&secrets)));
     }
+    // Every stored login, so the daemon can pull base images from private registries.
+    if let Some(h) = crate::credentials::registry_config_header()? {
+        headers.push(("X-Registry-Config", h));
+    }
     let (query, body, task) = if a.context == "-" {
         if a.file.as_deref() == Some("-") {
             return Err(CliError::Msg(

@@ -36,6 +36,7 @@ pub use build::BuildRequest;
 pub use inspect::{labels_match, parse_filters};
 pub use logs::{parse_time, LogsOpts};
 pub use pull::PullRequest;
+pub use push::registry_host;
 pub use stop::parse_signal;
 pub use wait::{wait, WaitCondition};
 

@@ -86,6 +86,7 @@ pub fn build_request(q: &Query) -> Result<BuildRequest, Error> {
         cpu_period: int("cpuperiod")?,
         cpuset_cpus: q.get("cpusetcpus").unwrap_or("").to_string(),
         secrets: BTreeMap::new(),
+        registry_auth: BTreeMap::new(),
     })
 }
 
@@ -93,6 +94,7 @@ async fn build(State(d): State<AppState>, req: Request) -> R {
     let q = Query::from_req(&req);
     let mut br = build_request(&q)?;
     br.secrets = secrets(&req)?;
+    br.registry_auth = super::registry_config(&req)?;
     let context = spool(&d, req.into_body()).await?;
     let rx = d.build(br, context).await?;
     Ok(message_stream(rx))

@@ -316,6 +316,49 @@ pub fn registry_auth<B>(
     auth_config(&bytes)
 }
 
+/// `X-Registry-Config` (sent with builds): base64url JSON of server → AuthConfig, for the
+/// base images a build pulls. Keys become registry hosts (`docker.io`, `localhost:5000`).
+pub fn registry_config<B>(
+    req: &http::Request<B>,
+) -> Result<std::collections::BTreeMap<String, berth_distribution::Credentials>, Error> {
+    use base64::Engine;
+    let mut out = std::collections::BTreeMap::new();
+    let Some(h) = req.headers().get("X-Registry-Config") else {
+        return Ok(out);
+    };
+    let raw = h.to_str().unwrap_or("").trim();
+    if raw.is_empty() {
+        return Ok(out);
+    }
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
+    let bytes = engines
+        .iter()
+        .find_map(|e| e.decode(raw).ok())
+        .ok_or_else(|| {
+            Error(ApiError::invalid(
+                "invalid X-Registry-Config header: not base64",
+            ))
+        })?;
+    let map: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_slice(&bytes)
+        .map_err(|e| {
+            Error(ApiError::invalid(format!(
+                "invalid X-Registry-Config header: {e}"
+            )))
+        })?;
+    for (server, cfg) in map {
+        let bytes = serde_json::to_vec(&cfg).unwrap_or_default();
+        if let Some(c) = auth_config(&bytes)? {
+            out.insert(crate::daemon::registry_host(&server), c);
+        }
+    }
+    Ok(out)
+}
+
 /// Credentials from an AuthConfig JSON body (`/auth`, `X-Registry-Auth`).
 pub fn auth_config(bytes: &[u8]) -> Result<Option<berth_distribution::Credentials>, Error> {
     #[derive(serde::Deserialize, Default)]

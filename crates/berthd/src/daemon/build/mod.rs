@@ -49,6 +49,8 @@ pub struct BuildRequest {
     pub cpu_period: i64,
     pub cpuset_cpus: String,
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// Credentials by registry host, for pulling base images (`X-Registry-Config`).
+    pub registry_auth: BTreeMap<String, berth_distribution::Credentials>,
 }
 
 /// A build's scratch directory, removed (with anything mounted under it) when dropped.
@@ -472,7 +474,7 @@ impl Ctx {
                     .or_else(|| r.tag().map(str::to_string))
                     .unwrap_or_default(),
                 platform: None,
-                auth: None,
+                auth: self.req.registry_auth.get(r.domain()).cloned(),
             })
             .await
             .map_err(|e| {
