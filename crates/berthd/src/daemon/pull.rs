@@ -187,6 +187,12 @@ impl Daemon {
         let images = self.images.clone();
         let idc = id.clone();
         let complete = blocking(move || images.complete_image(&idc).map_err(image_err)).await?;
+        // Layers whose blobs are here already say so once and nothing more, as in Docker.
+        let present: Vec<bool> = resolved
+            .layers
+            .iter()
+            .map(|l| complete.is_some() || self.images.has_blob(&l.digest))
+            .collect();
         let mut layers = Vec::new();
         if complete.is_some() {
             for l in &resolved.layers {
@@ -227,16 +233,17 @@ impl Daemon {
             refs,
         };
         let images = self.images.clone();
-        let ids: Vec<String> = resolved
+        let ids: Vec<Option<String>> = resolved
             .layers
             .iter()
-            .map(|l| short_id(&l.digest))
+            .zip(&present)
+            .map(|(l, here)| (!here).then(|| short_id(&l.digest)))
             .collect();
         let txb = tx.clone();
-        let fresh = complete.is_none();
+        let fresh_ids = ids.clone();
         let rec = blocking(move || {
             let mut extracting = |i: usize| {
-                if let Some(id) = ids.get(i) {
+                if let Some(Some(id)) = ids.get(i) {
                     let _ = txb.blocking_send(layer_msg(id, "Extracting"));
                 }
             };
@@ -245,10 +252,8 @@ impl Daemon {
                 .map_err(image_err)
         })
         .await?;
-        if fresh {
-            for l in &resolved.layers {
-                send(layer_msg(&short_id(&l.digest), "Pull complete")).await;
-            }
+        for id in fresh_ids.into_iter().flatten() {
+            send(layer_msg(&id, "Pull complete")).await;
         }
         send(JsonMessage::status(format!("Digest: {top_digest}"))).await;
         let what = if before.as_ref() == Some(&rec.id) {
