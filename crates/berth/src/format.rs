@@ -1257,6 +1257,24 @@ impl Format {
     }
 }
 
+/// Docker's prune report: `<title>:` and what was deleted (if anything), then the space.
+pub fn prune_report(title: &str, deleted: &[&str], space: u64) -> String {
+    let mut out = String::new();
+    if !deleted.is_empty() {
+        out.push_str(&format!("{title}:\n"));
+        for d in deleted {
+            out.push_str(d);
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(&format!(
+        "Total reclaimed space: {}\n",
+        human_size_prec(space as f64, 4)
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -590,27 +590,14 @@ pub async fn prune(c: &Client, a: BuilderPruneArgs) -> CmdResult {
 
 /// Docker's prune report: the deleted cache records, then the reclaimed space.
 fn prune_report(v: &Value) -> String {
-    let mut out = String::new();
     let deleted: Vec<&str> = v["CachesDeleted"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    if !deleted.is_empty() {
-        out.push_str("Deleted build cache objects:\n");
-        for d in deleted {
-            out.push_str(d);
-            out.push('\n');
-        }
-        out.push('\n');
-    }
     let n = v["SpaceReclaimed"].as_u64().unwrap_or(0);
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        crate::format::human_size_prec(n as f64, 4)
-    ));
-    out
+    crate::format::prune_report("Deleted build cache objects", &deleted, n)
 }
 
 #[cfg(test)]

@@ -518,26 +518,14 @@ pub async fn prune(c: &Client, a: PruneArgs) -> CmdResult {
     let r = c
         .post_json(&format!("/containers/prune{}", opts::query(&q)), None)
         .await?;
-    let mut out = String::new();
     let deleted: Vec<&str> = r["ContainersDeleted"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    if !deleted.is_empty() {
-        out.push_str("Deleted Containers:\n");
-        for d in deleted {
-            out.push_str(d);
-            out.push('\n');
-        }
-        out.push('\n');
-    }
     let space = r["SpaceReclaimed"].as_u64().unwrap_or(0);
-    out.push_str(&format!(
-        "Total reclaimed space: {}\n",
-        format::human_size_prec(space as f64, 4)
-    ));
+    let out = format::prune_report("Deleted Containers", &deleted, space);
     write_out(out.as_bytes());
     Ok(0)
 }

@@ -286,12 +286,24 @@ pub fn message_stream(
         .unwrap_or_default()
 }
 
+/// Base64 as clients send it in headers: URL-safe or standard, padded or not.
+fn decode_b64(raw: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ]
+    .iter()
+    .find_map(|e| e.decode(raw).ok())
+}
+
 /// Decodes `X-Registry-Auth` (base64url JSON `{username, password, identitytoken, …}`, padded
 /// or not; `e30=` is `{}`). Empty credentials mean anonymous.
 pub fn registry_auth<B>(
     req: &http::Request<B>,
 ) -> Result<Option<berth_distribution::Credentials>, Error> {
-    use base64::Engine;
     let Some(h) = req.headers().get("X-Registry-Auth") else {
         return Ok(None);
     };
@@ -299,20 +311,11 @@ pub fn registry_auth<B>(
     if raw.is_empty() {
         return Ok(None);
     }
-    let engines = [
-        base64::engine::general_purpose::URL_SAFE,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        base64::engine::general_purpose::STANDARD,
-        base64::engine::general_purpose::STANDARD_NO_PAD,
-    ];
-    let bytes = engines
-        .iter()
-        .find_map(|e| e.decode(raw).ok())
-        .ok_or_else(|| {
-            Error(ApiError::invalid(
-                "invalid X-Registry-Auth header: not base64",
-            ))
-        })?;
+    let bytes = decode_b64(raw).ok_or_else(|| {
+        Error(ApiError::invalid(
+            "invalid X-Registry-Auth header: not base64",
+        ))
+    })?;
     auth_config(&bytes)
 }
 
@@ -321,7 +324,6 @@ pub fn registry_auth<B>(
 pub fn registry_config<B>(
     req: &http::Request<B>,
 ) -> Result<std::collections::BTreeMap<String, berth_distribution::Credentials>, Error> {
-    use base64::Engine;
     let mut out = std::collections::BTreeMap::new();
     let Some(h) = req.headers().get("X-Registry-Config") else {
         return Ok(out);
@@ -330,20 +332,11 @@ pub fn registry_config<B>(
     if raw.is_empty() {
         return Ok(out);
     }
-    let engines = [
-        base64::engine::general_purpose::URL_SAFE,
-        base64::engine::general_purpose::URL_SAFE_NO_PAD,
-        base64::engine::general_purpose::STANDARD,
-        base64::engine::general_purpose::STANDARD_NO_PAD,
-    ];
-    let bytes = engines
-        .iter()
-        .find_map(|e| e.decode(raw).ok())
-        .ok_or_else(|| {
-            Error(ApiError::invalid(
-                "invalid X-Registry-Config header: not base64",
-            ))
-        })?;
+    let bytes = decode_b64(raw).ok_or_else(|| {
+        Error(ApiError::invalid(
+            "invalid X-Registry-Config header: not base64",
+        ))
+    })?;
     let map: std::collections::BTreeMap<String, serde_json::Value> = serde_json::from_slice(&bytes)
         .map_err(|e| {
             Error(ApiError::invalid(format!(

@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use steps::Instr;
-pub use steps::{RunMount, Step};
+pub use steps::{CopyStep, RunMount, Step};
 use tokio::sync::mpsc;
 
 /// A build as the API asks for it.
@@ -550,28 +550,7 @@ impl Ctx {
                 };
                 self.run(stage, &s.text, argv, mounts, network).await
             }
-            Step::Copy {
-                sources,
-                dest,
-                from,
-                chown,
-                chmod,
-                add,
-                heredocs,
-                checksum,
-            } => {
-                let c = CopyStep {
-                    sources,
-                    checksum,
-                    dest,
-                    from,
-                    chown,
-                    chmod,
-                    add,
-                    heredocs,
-                };
-                self.copy(stage, &s.text, c).await
-            }
+            Step::Copy(c) => self.copy(stage, &s.text, c).await,
             Step::Workdir(w) => {
                 apply_config(stage, Step::Workdir(w))?;
                 self.workdir(stage, &s.text).await
@@ -1028,18 +1007,6 @@ impl Ctx {
     }
 }
 
-/// A COPY or ADD after expansion.
-struct CopyStep {
-    sources: Vec<String>,
-    checksum: Option<String>,
-    dest: String,
-    from: Option<String>,
-    chown: Option<String>,
-    chmod: Option<u32>,
-    add: bool,
-    heredocs: Vec<(String, String)>,
-}
-
 /// Applies a metadata instruction to the stage's config.
 fn apply_config(stage: &mut Stage, step: Step) -> Result<()> {
     let shell = stage.shell();
@@ -1117,7 +1084,7 @@ fn apply_config(stage: &mut Stage, step: Step) -> Result<()> {
         Step::Shell(s) => cc.shell = Some(s),
         Step::Onbuild(t) => cc.on_build.get_or_insert_with(Vec::new).push(t),
         Step::Maintainer(m) => stage.config.author = Some(m),
-        Step::Arg(_) | Step::Run { .. } | Step::Copy { .. } => {}
+        Step::Arg(_) | Step::Run { .. } | Step::Copy(_) => {}
     }
     Ok(())
 }

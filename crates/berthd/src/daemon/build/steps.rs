@@ -30,6 +30,21 @@ pub enum RunMount {
     },
 }
 
+/// A COPY or ADD after expansion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopyStep {
+    pub sources: Vec<String>,
+    /// ADD --checksum.
+    pub checksum: Option<String>,
+    pub dest: String,
+    pub from: Option<String>,
+    pub chown: Option<String>,
+    pub chmod: Option<u32>,
+    pub add: bool,
+    /// Heredoc files: (name, content).
+    pub heredocs: Vec<(String, String)>,
+}
+
 /// One step, after expansion.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -39,18 +54,7 @@ pub enum Step {
         mounts: Vec<RunMount>,
         network: Option<String>,
     },
-    Copy {
-        sources: Vec<String>,
-        dest: String,
-        from: Option<String>,
-        chown: Option<String>,
-        chmod: Option<u32>,
-        add: bool,
-        /// Heredoc files: (name, content).
-        heredocs: Vec<(String, String)>,
-        /// ADD --checksum.
-        checksum: Option<String>,
-    },
+    Copy(CopyStep),
     Env(Vec<(String, String)>),
     Arg(Vec<(String, Option<String>)>),
     Label(Vec<(String, String)>),
@@ -266,8 +270,9 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
                 ),
                 None => None,
             };
-            Step::Copy {
+            Step::Copy(CopyStep {
                 sources: c.sources,
+                checksum: c.checksum,
                 dest: c.dest,
                 from: c.from,
                 chown: c.chown,
@@ -278,8 +283,7 @@ pub fn expand(i: &Instr, vars: &HashMap<String, String>, escape: char) -> Result
                     .iter()
                     .map(|h| (h.name.clone(), h.data()))
                     .collect(),
-                checksum: c.checksum,
-            }
+            })
         }
         Instruction::Env(kv) => Step::Env(kv),
         Instruction::Arg(kv) => Step::Arg(kv.into_iter().map(|a| (a.name, a.default)).collect()),
