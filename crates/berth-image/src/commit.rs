@@ -197,20 +197,8 @@ impl ImageStore {
         config.created = history.created.clone();
         let bytes = serde_json::to_vec(&config).map_err(|e| ImageError::Db(e.to_string()))?;
         let id = write_blob(self, &bytes)?;
-        let record = ImageRecord {
-            id: id.clone(),
-            repo_tags: Vec::new(),
-            repo_digests: Vec::new(),
-            created: config.created.clone().unwrap_or_else(now_rfc3339),
-            chain_ids: crate::chain_ids(&diff_ids),
-            layers: diff_ids,
-            size: sizes.iter().sum(),
-            parent: c.base.map(|b| b.id.to_string()).unwrap_or_default(),
-            layer_blobs: blobs,
-            layer_sizes: sizes,
-            manifests: Vec::new(),
-            config,
-        };
+        let parent = c.base.map(|b| b.id.to_string()).unwrap_or_default();
+        let record = ImageRecord::assemble(id.clone(), config, blobs, sizes, parent, Vec::new());
         let (mut recs, _) = staging.commit(vec![NewImage {
             record,
             tags: c.tags,

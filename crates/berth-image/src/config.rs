@@ -139,6 +139,38 @@ pub struct ImageRecord {
     pub manifests: Vec<LayerBlob>,
 }
 
+impl ImageRecord {
+    /// A new record: the config (ID `id`), its layers' blobs and unpacked sizes (bottom
+    /// first); derived fields (ChainIDs, size, created) are computed here.
+    pub(crate) fn assemble(
+        id: Digest,
+        config: ImageConfig,
+        layer_blobs: Vec<LayerBlob>,
+        layer_sizes: Vec<u64>,
+        parent: String,
+        manifests: Vec<LayerBlob>,
+    ) -> ImageRecord {
+        let layers = config.rootfs.diff_ids.clone();
+        ImageRecord {
+            id,
+            repo_tags: Vec::new(),
+            repo_digests: Vec::new(),
+            created: config
+                .created
+                .clone()
+                .unwrap_or_else(crate::load::now_rfc3339),
+            chain_ids: crate::chain_ids(&layers),
+            layers,
+            size: layer_sizes.iter().sum(),
+            parent,
+            layer_blobs,
+            layer_sizes,
+            manifests,
+            config,
+        }
+    }
+}
+
 /// An item of `DELETE /images/{name}` and prune responses.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum DeleteItem {

@@ -5,7 +5,6 @@
 //! share one file name; the network side writes `<name>.partial` and renames when verified.
 
 use crate::config::{ImageConfig, ImageRecord, LayerBlob};
-use crate::load::now_rfc3339;
 use crate::store::{commit_blob, write_blob, NewImage};
 use crate::{db_err, Digest, ImageError, ImageStore, Reference};
 use redb::TableDefinition;
@@ -136,20 +135,14 @@ impl ImageStore {
                 }
                 rec
             }
-            None => ImageRecord {
-                id: id.clone(),
-                repo_tags: Vec::new(),
-                repo_digests: Vec::new(),
-                created: config.created.clone().unwrap_or_else(now_rfc3339),
-                chain_ids: crate::chain_ids(&diff_ids),
-                layers: diff_ids,
-                size: sizes.iter().sum(),
-                parent: String::new(),
-                layer_blobs,
-                layer_sizes: sizes,
-                manifests: vec![manifest],
+            None => ImageRecord::assemble(
+                id.clone(),
                 config,
-            },
+                layer_blobs,
+                sizes,
+                String::new(),
+                vec![manifest],
+            ),
         };
         let (mut recs, _) = staging.commit(vec![NewImage {
             record,

@@ -406,20 +406,14 @@ impl ImageStore {
                 blobs.push(f.clone());
             }
             blobs.push(p.config.clone());
-            let record = ImageRecord {
-                id: id.clone(),
-                repo_tags: Vec::new(),
-                repo_digests: Vec::new(),
-                created: config.created.clone().unwrap_or_else(now_rfc3339),
-                chain_ids: crate::chain_ids(&diff_ids),
-                layers: diff_ids,
-                size: sizes.iter().sum(),
-                parent: String::new(),
-                layer_blobs,
-                layer_sizes: sizes,
-                manifests: Vec::new(),
+            let record = ImageRecord::assemble(
+                id.clone(),
                 config,
-            };
+                layer_blobs,
+                sizes,
+                String::new(),
+                Vec::new(),
+            );
             debug!(image = %id, "staged image");
             new.push(NewImage {
                 record,

@@ -724,19 +724,7 @@ impl Ctx {
                     let root = match from {
                         None => self.context.clone(),
                         Some(f) => {
-                            let img = match self.stage_index(f) {
-                                Some(i) => self.stage_images[i].clone().ok_or_else(|| {
-                                    ApiError::invalid(format!(
-                                        "--mount from={f}: stage was not built"
-                                    ))
-                                })?,
-                                None => self.image_or_pull(f).await?,
-                            };
-                            let images = self.d.images.clone();
-                            let l = blocking(move || images.lower_dirs(&img).map_err(image_err))
-                                .await?;
-                            let at = self.next_file("mount-from");
-                            let v = RootView::open(&l, at)?;
+                            let v = self.root_of(f, "--mount from").await?;
                             let p = v.path.clone();
                             views.push(v);
                             p
@@ -785,18 +773,33 @@ impl Ctx {
         Ok((binds, views))
     }
 
+    /// Layer dirs of an image (none for scratch), top first.
+    async fn lowers(&self, img: Option<&ImageRecord>) -> Result<Vec<PathBuf>> {
+        let Some(img) = img.cloned() else {
+            return Ok(Vec::new());
+        };
+        let images = self.d.images.clone();
+        blocking(move || images.lower_dirs(&img).map_err(image_err)).await
+    }
+
+    /// A read-only view of a stage's (by name or index) or an image's filesystem.
+    async fn root_of(&mut self, f: &str, what: &str) -> Result<RootView> {
+        let img = match self.stage_index(f) {
+            Some(i) => self.stage_images[i]
+                .clone()
+                .ok_or_else(|| ApiError::invalid(format!("{what}={f}: stage was not built")))?,
+            None => self.image_or_pull(f).await?,
+        };
+        let l = self.lowers(Some(&img)).await?;
+        let at = self.next_file("root");
+        RootView::open(&l, at)
+    }
+
     /// WORKDIR: the config change, plus the directory itself when the image lacks it (as
     /// Docker creates it).
     async fn workdir(&mut self, stage: &mut Stage, text: &str) -> Result<()> {
         let wd = stage.workdir();
-        let lowers = match &stage.image {
-            Some(img) => {
-                let images = self.d.images.clone();
-                let img = img.clone();
-                blocking(move || images.lower_dirs(&img).map_err(image_err)).await?
-            }
-            None => Vec::new(),
-        };
+        let lowers = self.lowers(stage.image.as_ref()).await?;
         let rel = wd.trim_start_matches('/').to_string();
         let exists = rel.is_empty() || lowers.iter().any(|l| l.join(&rel).is_dir());
         let cfg = serde_json::to_string(&stage.config.config).unwrap_or_default();
@@ -856,14 +859,7 @@ impl Ctx {
                 "berth's ADD takes either URLs or local sources, not both",
             ));
         }
-        let lowers = match &stage.image {
-            Some(img) => {
-                let images = self.d.images.clone();
-                let img = img.clone();
-                blocking(move || images.lower_dirs(&img).map_err(image_err)).await?
-            }
-            None => Vec::new(),
-        };
+        let lowers = self.lowers(stage.image.as_ref()).await?;
         let chown_ids = match &chown {
             None => None,
             Some(u) => {
@@ -933,16 +929,7 @@ impl Ctx {
             }
             None => (self.context.clone(), self.excluded.clone()),
             Some(f) => {
-                let img = match self.stage_index(f) {
-                    Some(i) => self.stage_images[i].clone().ok_or_else(|| {
-                        ApiError::invalid(format!("COPY --from={f}: stage was not built"))
-                    })?,
-                    None => self.image_or_pull(f).await?,
-                };
-                let images = self.d.images.clone();
-                let l = blocking(move || images.lower_dirs(&img).map_err(image_err)).await?;
-                let at = self.next_file("from");
-                let v = RootView::open(&l, at)?;
+                let v = self.root_of(f, "COPY --from").await?;
                 let p = v.path.clone();
                 view = Some(v);
                 (p, Arc::new(|_: &str| false))
