@@ -2,7 +2,7 @@
 //! (refusing images in use), load, save, import and prune, on top of `berth_image::ImageStore`.
 
 use super::inspect::{labels_match, Filters};
-use super::{blocking, Daemon};
+use super::{blocking, path_match, Daemon};
 use crate::error::{image_err, ApiError, Result};
 use berth_image::{Digest, ImageRecord, Reference};
 use serde_json::{json, Value};
@@ -24,25 +24,11 @@ fn reference_match(img: &ImageRecord, pattern: &str) -> bool {
         let (repo, tag) = t.rsplit_once(':').unwrap_or((t.as_str(), "latest"));
         match pattern.rsplit_once(':') {
             Some((pr, pt)) if !pr.contains('/') || !pt.contains('/') => {
-                glob(pr, repo) && glob(pt, tag)
+                path_match(pr, repo) && path_match(pt, tag)
             }
-            _ => glob(pattern, repo) || glob(pattern, t),
+            _ => path_match(pattern, repo) || path_match(pattern, t),
         }
     })
-}
-
-/// Shell-style `*` and `?` matching (the part of Go's path.Match the filters use).
-fn glob(pat: &str, s: &str) -> bool {
-    fn m(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => m(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && m(p, &s[1..])),
-            (Some(b'?'), Some(c)) if *c != b'/' => m(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => m(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    m(pat.as_bytes(), s.as_bytes())
 }
 
 impl Daemon {
@@ -229,19 +215,5 @@ impl Daemon {
             Ok(())
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn globbing() {
-        assert!(glob("busy*", "busybox"));
-        assert!(glob("b?sybox", "busybox"));
-        assert!(!glob("busy", "busybox"));
-        assert!(!glob("*", "a/b"));
-        assert!(glob("*/*", "a/b"));
     }
 }

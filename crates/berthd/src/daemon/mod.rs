@@ -334,10 +334,70 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| internal("blocking task", e))?
 }
 
+/// Go's `path.Match`, which Docker's filters and COPY sources use: `*` and `?` never match
+/// `/`; `[a-z]`, `[!x]` classes and `\` escapes.
+pub fn path_match(pat: &str, s: &str) -> bool {
+    fn m(pat: &[u8], s: &[u8]) -> bool {
+        match pat.first() {
+            None => s.is_empty(),
+            Some(b'*') => (0..=s.len())
+                .take_while(|&i| i == 0 || s[i - 1] != b'/')
+                .any(|i| m(&pat[1..], &s[i..])),
+            Some(b'?') => s.first().is_some_and(|c| *c != b'/') && m(&pat[1..], &s[1..]),
+            Some(b'[') => {
+                let Some(&c) = s.first().filter(|c| **c != b'/') else {
+                    return false;
+                };
+                let mut i = 1;
+                let negate = matches!(pat.get(1), Some(b'!') | Some(b'^'));
+                if negate {
+                    i += 1;
+                }
+                let start = i;
+                let mut hit = false;
+                while i < pat.len() && (pat[i] != b']' || i == start) {
+                    if i + 2 < pat.len() && pat[i + 1] == b'-' && pat[i + 2] != b']' {
+                        hit |= pat[i] <= c && c <= pat[i + 2];
+                        i += 3;
+                    } else {
+                        hit |= pat[i] == c;
+                        i += 1;
+                    }
+                }
+                // An unterminated class matches nothing.
+                i < pat.len() && hit != negate && m(&pat[i + 1..], &s[1..])
+            }
+            Some(b'\\') if pat.len() > 1 => s.first() == Some(&pat[1]) && m(&pat[2..], &s[1..]),
+            Some(p) => s.first() == Some(p) && m(&pat[1..], &s[1..]),
+        }
+    }
+    m(pat.as_bytes(), s.as_bytes())
+}
+
 /// `n` random bytes as hex.
 pub fn random_hex(n: usize) -> String {
     use rand::RngCore;
     let mut b = vec![0u8; n];
     rand::rng().fill_bytes(&mut b);
     hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_match;
+
+    #[test]
+    fn path_matching() {
+        assert!(path_match("busy*", "busybox"));
+        assert!(path_match("b?sybox", "busybox"));
+        assert!(!path_match("busy", "busybox"));
+        assert!(!path_match("*", "a/b"));
+        assert!(path_match("*/*", "a/b"));
+        assert!(path_match("*.txt", "a.txt"));
+        assert!(!path_match("*.txt", "a.txd"));
+        assert!(path_match("[a-c]x", "bx"));
+        assert!(!path_match("[!a-c]x", "bx"));
+        assert!(!path_match("[a-c", "a"));
+        assert!(path_match("\\*", "*"));
+    }
 }

@@ -33,46 +33,6 @@ pub struct CopyItem {
     pub extract: bool,
 }
 
-/// Shell-style matching of one path component (`*`, `?`, `[a-z]`, `[!x]`, `\` escapes).
-pub fn glob_component(pat: &[u8], s: &[u8]) -> bool {
-    match pat.first() {
-        None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|i| glob_component(&pat[1..], &s[i..])),
-        Some(b'?') => !s.is_empty() && glob_component(&pat[1..], &s[1..]),
-        Some(b'[') => {
-            let Some(c) = s.first() else { return false };
-            let mut i = 1;
-            let negate = matches!(pat.get(1), Some(b'!') | Some(b'^'));
-            if negate {
-                i += 1;
-            }
-            let mut matched = false;
-            let start = i;
-            while i < pat.len() && (pat[i] != b']' || i == start) {
-                if i + 2 < pat.len() && pat[i + 1] == b'-' && pat[i + 2] != b']' {
-                    if pat[i] <= *c && *c <= pat[i + 2] {
-                        matched = true;
-                    }
-                    i += 3;
-                } else {
-                    if pat[i] == *c {
-                        matched = true;
-                    }
-                    i += 1;
-                }
-            }
-            if i >= pat.len() {
-                return false; // unterminated class
-            }
-            matched != negate && glob_component(&pat[i + 1..], &s[1..])
-        }
-        Some(b'\\') if pat.len() > 1 => {
-            s.first() == Some(&pat[1]) && glob_component(&pat[2..], &s[1..])
-        }
-        Some(p) => s.first() == Some(p) && glob_component(&pat[1..], &s[1..]),
-    }
-}
-
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -98,7 +58,7 @@ pub fn expand_source(root: &Path, pattern: &str) -> Result<Vec<String>> {
                     Ok(rd) => rd
                         .flatten()
                         .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .filter(|n| glob_component(comp.as_bytes(), n.as_bytes()))
+                        .filter(|n| super::super::path_match(comp, n))
                         .collect(),
                     Err(_) => Vec::new(),
                 };
@@ -504,17 +464,6 @@ fn extract_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        let g = |p: &str, s: &str| glob_component(p.as_bytes(), s.as_bytes());
-        assert!(g("*.txt", "a.txt"));
-        assert!(!g("*.txt", "a.txd"));
-        assert!(g("a?c", "abc"));
-        assert!(g("[a-c]x", "bx"));
-        assert!(!g("[!a-c]x", "bx"));
-        assert!(g("\\*", "*"));
-    }
 
     #[test]
     fn plans() {
