@@ -7,8 +7,9 @@ use super::{blocking, Daemon};
 use crate::error::{image_err, ApiError, ErrorKind, Result};
 use berth_api::message::JsonMessage;
 use berth_distribution::{Credentials, DistError, Repository};
-use berth_image::{LayerBlob, PushPlan, Reference};
+use berth_image::{Digest, LayerBlob, PushPlan, Reference};
 use serde_json::json;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -143,23 +144,28 @@ impl Daemon {
         for (b, _) in &t.plan.layers {
             let _ = tx.send(layer_msg(&short_id(&b.digest), "Preparing")).await;
         }
+        let mut sources = {
+            let (images, r) = (self.images.clone(), r.clone());
+            let digests: Vec<Digest> = t
+                .plan
+                .layers
+                .iter()
+                .map(|(b, _)| b.digest.clone())
+                .collect();
+            blocking(move || Ok(mount_sources(&images, &r, &digests))).await?
+        };
         let sem = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS));
         let mut tasks = Vec::new();
         for (b, path) in t.plan.layers.iter().cloned() {
-            let (d, repo, tx, sem, r) = (
-                self.clone(),
-                repo.clone(),
-                tx.clone(),
-                sem.clone(),
-                r.clone(),
-            );
+            let from = sources.remove(&b.digest).unwrap_or_default();
+            let (repo, tx, sem) = (repo.clone(), tx.clone(), sem.clone());
             tasks.push(tokio::spawn(async move {
                 let id = short_id(&b.digest);
                 if sem.available_permits() == 0 {
                     let _ = tx.send(layer_msg(&id, "Waiting")).await;
                 }
                 let _permit = sem.acquire().await;
-                d.push_layer(&repo, &r, &b, path, &id, &tx).await
+                push_layer(&repo, &b, path, from, &id, &tx).await
             }));
         }
         let mut first_err = None;
@@ -213,60 +219,6 @@ impl Daemon {
         Ok(())
     }
 
-    async fn push_layer(
-        self: &Arc<Self>,
-        repo: &Repository,
-        r: &Reference,
-        b: &LayerBlob,
-        path: PathBuf,
-        id: &str,
-        tx: &mpsc::Sender<JsonMessage>,
-    ) -> Result<()> {
-        let derr = |e: DistError| ApiError::new(dist_kind(&e), e.to_string());
-        if repo.blob_exists(&b.digest).await.map_err(derr)?.is_some() {
-            let _ = tx.send(layer_msg(id, "Layer already exists")).await;
-            return Ok(());
-        }
-        for from in self.mount_sources(r, &b.digest) {
-            if repo.mount_blob(&b.digest, &from).await.unwrap_or(false) {
-                let _ = tx
-                    .send(layer_msg(id, &format!("Mounted from {from}")))
-                    .await;
-                return Ok(());
-            }
-        }
-        let txp = tx.clone();
-        let idp = id.to_string();
-        let mut throttle = Throttle::new();
-        repo.push_blob(&path, &descriptor(b), move |cur, total| {
-            if throttle.ready(cur == total) {
-                let _ = txp.try_send(progress_msg(&idp, "Pushing", cur, total));
-            }
-        })
-        .await
-        .map_err(derr)?;
-        let _ = tx.send(layer_msg(id, "Pushed")).await;
-        Ok(())
-    }
-
-    /// Other repositories on the same registry that local references say hold `digest`.
-    fn mount_sources(&self, r: &Reference, digest: &berth_image::Digest) -> Vec<String> {
-        let Ok(list) = self.images.list() else {
-            return Vec::new();
-        };
-        let mut out: Vec<String> = list
-            .iter()
-            .filter(|i| i.layer_blobs.iter().any(|b| &b.digest == digest))
-            .flat_map(|i| i.repo_tags.iter().chain(i.repo_digests.iter()))
-            .filter_map(|t| Reference::parse(t).ok())
-            .filter(|o| o.domain() == r.domain() && o.path() != r.path())
-            .map(|o| o.path().to_string())
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    }
-
     /// `RegistryConfig` of `GET /info`.
     pub fn registry_config(&self) -> serde_json::Value {
         let mut cidrs = vec!["127.0.0.0/8".to_string(), "::1/128".to_string()];
@@ -302,6 +254,68 @@ impl Daemon {
             .await
             .map_err(|e| ApiError::new(dist_kind(&e), e.to_string()))
     }
+}
+
+async fn push_layer(
+    repo: &Repository,
+    b: &LayerBlob,
+    path: PathBuf,
+    mount_from: Vec<String>,
+    id: &str,
+    tx: &mpsc::Sender<JsonMessage>,
+) -> Result<()> {
+    let derr = |e: DistError| ApiError::new(dist_kind(&e), e.to_string());
+    if repo.blob_exists(&b.digest).await.map_err(derr)?.is_some() {
+        let _ = tx.send(layer_msg(id, "Layer already exists")).await;
+        return Ok(());
+    }
+    for from in mount_from {
+        if repo.mount_blob(&b.digest, &from).await.unwrap_or(false) {
+            let _ = tx
+                .send(layer_msg(id, &format!("Mounted from {from}")))
+                .await;
+            return Ok(());
+        }
+    }
+    let txp = tx.clone();
+    let idp = id.to_string();
+    let mut throttle = Throttle::new();
+    repo.push_blob(&path, &descriptor(b), move |cur, total| {
+        if throttle.ready(cur == total) {
+            let _ = txp.try_send(progress_msg(&idp, "Pushing", cur, total));
+        }
+    })
+    .await
+    .map_err(derr)?;
+    let _ = tx.send(layer_msg(id, "Pushed")).await;
+    Ok(())
+}
+
+/// For each digest, other repositories on the same registry that local references say hold
+/// it (cross-repository mount candidates); one listing of the image store for the whole push.
+fn mount_sources(
+    images: &berth_image::ImageStore,
+    r: &Reference,
+    digests: &[Digest],
+) -> HashMap<Digest, Vec<String>> {
+    let Ok(list) = images.list() else {
+        return HashMap::new();
+    };
+    let mut out: HashMap<Digest, Vec<String>> = HashMap::new();
+    for d in digests {
+        let mut repos: Vec<String> = list
+            .iter()
+            .filter(|i| i.layer_blobs.iter().any(|b| &b.digest == d))
+            .flat_map(|i| i.repo_tags.iter().chain(i.repo_digests.iter()))
+            .filter_map(|t| Reference::parse(t).ok())
+            .filter(|o| o.domain() == r.domain() && o.path() != r.path())
+            .map(|o| o.path().to_string())
+            .collect();
+        repos.sort();
+        repos.dedup();
+        out.insert(d.clone(), repos);
+    }
+    out
 }
 
 fn descriptor(b: &LayerBlob) -> berth_distribution::Descriptor {
