@@ -349,23 +349,32 @@ impl Daemon {
             let mut m = self.downloads.lock().unwrap_or_else(|e| e.into_inner());
             m.entry(l.digest.clone()).or_default().clone()
         };
-        let _g = lock.lock().await;
-        let dest = self.images.download_path(&l.digest);
-        if !dest.is_file() && !self.images.has_blob(&l.digest) {
-            let txp = tx.clone();
-            let idp = id.to_string();
-            let mut throttle = Throttle::new();
-            repo.fetch_blob_to(l, &dest, move |cur, total| {
-                if throttle.ready(cur == total) {
-                    let _ = txp.try_send(progress_msg(&idp, "Downloading", cur, total));
-                }
-            })
-            .await
-            .map_err(|e| ApiError::new(super::push::dist_kind(&e), e.to_string()))?;
-            let _ = tx.send(layer_msg(id, "Verifying Checksum")).await;
+        let result = async {
+            let _g = lock.lock().await;
+            let dest = self.images.download_path(&l.digest);
+            if !dest.is_file() && !self.images.has_blob(&l.digest) {
+                let txp = tx.clone();
+                let idp = id.to_string();
+                let mut throttle = Throttle::new();
+                repo.fetch_blob_to(l, &dest, move |cur, total| {
+                    if throttle.ready(cur == total) {
+                        let _ = txp.try_send(progress_msg(&idp, "Downloading", cur, total));
+                    }
+                })
+                .await
+                .map_err(|e| ApiError::new(super::push::dist_kind(&e), e.to_string()))?;
+                let _ = tx.send(layer_msg(id, "Verifying Checksum")).await;
+            }
+            let _ = tx.send(layer_msg(id, "Download complete")).await;
+            Ok(())
         }
-        let _ = tx.send(layer_msg(id, "Download complete")).await;
-        Ok(())
+        .await;
+        // The last one out removes the digest's lock, so the map holds only live downloads.
+        let mut m = self.downloads.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&lock) == 2 {
+            m.remove(&l.digest);
+        }
+        result
     }
 }
 
