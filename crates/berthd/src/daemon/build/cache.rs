@@ -97,13 +97,18 @@ impl Daemon {
         }
         self.store
             .cache_remove(&evict.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>())?;
+        let still_cached: std::collections::HashSet<String> = self
+            .store
+            .cache_all()?
+            .into_iter()
+            .map(|(_, e)| e.image)
+            .collect();
         let mut reclaimed = 0;
         // Newest first, so children go before the parents they were built on.
         for (_, id) in evict.into_iter().rev() {
             let images = self.images.clone();
             let in_use = self.image_user(&id).is_some();
-            let still_cached = self.store.cache_all()?.iter().any(|(_, e)| e.image == id);
-            if in_use || still_cached {
+            if in_use || still_cached.contains(&id) {
                 continue;
             }
             let freed = blocking(move || {

@@ -601,8 +601,7 @@ impl Ctx {
     ) -> Result<()> {
         let images = self.d.images.clone();
         let base = stage.image.clone();
-        let mut config = stage.config.clone();
-        config.author = config.author.take();
+        let config = stage.config.clone();
         let created_by = if text.is_empty() {
             String::new()
         } else if let Some(cmd) = text.strip_prefix("RUN ") {
