@@ -107,6 +107,11 @@ async fn prune(State(d): State<AppState>) -> R {
     ))
 }
 
+/// Cancelling a build by ID is a BuildKit feature berth lacks: say so rather than answer 200
+/// and keep building.
 async fn cancel() -> R {
-    Ok(super::status(200))
+    Err(ApiError::not_implemented(
+        "berth does not implement cancelling builds by ID (POST /build/cancel)",
+    )
+    .into())
 }
