@@ -4,30 +4,11 @@
 
 mod common;
 use common::*;
-use std::process::Output;
 
 fn write(dir: &TempDir, rel: &str, data: &str) {
     let p = dir.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, data).unwrap();
-}
-
-fn docker_build(d: &Daemon, args: &[&str]) -> Output {
-    run_with(
-        std::process::Command::new("docker")
-            .env("DOCKER_HOST", d.host())
-            .env("DOCKER_BUILDKIT", "0")
-            .env("DOCKER_CONFIG", d.root_path().join("docker-config"))
-            .arg("build")
-            .args(args),
-        None,
-    )
-}
-
-fn image_id(d: &Daemon, name: &str) -> String {
-    ok(&d.docker(&["image", "inspect", "-f", "{{.Id}}", name]))
-        .trim()
-        .to_string()
 }
 
 #[test]
@@ -58,16 +39,13 @@ fn multi_stage_build_with_docker_cli_and_cache() {
     write(&ctx, "data/secret.key", "nope");
     write(&ctx, ".dockerignore", "data/*.key\n");
     let tag = format!("{}:1", unique("ms"));
-    let out = docker_build(
-        &d,
-        &[
-            "-t",
-            &tag,
-            "--build-arg",
-            "GREETING=hi",
-            ctx.path().to_str().unwrap(),
-        ],
-    );
+    let out = d.docker_build(&[
+        "-t",
+        &tag,
+        "--build-arg",
+        "GREETING=hi",
+        ctx.path().to_str().unwrap(),
+    ]);
     let text = ok(&out);
     assert!(text.contains("Step 1/"), "{text}");
     assert!(text.contains("Successfully built"), "{text}");
@@ -83,53 +61,44 @@ fn multi_stage_build_with_docker_cli_and_cache() {
     );
     let labels = ok(&d.docker(&["image", "inspect", "-f", "{{json .Config.Labels}}", &tag]));
     assert!(labels.contains("org.test"), "{labels}");
-    let first = image_id(&d, &tag);
+    let first = d.image_id(&tag);
 
     // Rebuild: every step cached, same image.
-    let out = ok(&docker_build(
-        &d,
-        &[
-            "-t",
-            &tag,
-            "--build-arg",
-            "GREETING=hi",
-            ctx.path().to_str().unwrap(),
-        ],
-    ));
+    let out = ok(&d.docker_build(&[
+        "-t",
+        &tag,
+        "--build-arg",
+        "GREETING=hi",
+        ctx.path().to_str().unwrap(),
+    ]));
     assert!(out.contains("Using cache"), "{out}");
     assert!(!out.contains("Running in"), "nothing reruns: {out}");
-    assert_eq!(image_id(&d, &tag), first);
+    assert_eq!(d.image_id(&tag), first);
 
     // Changing one source reruns from its COPY on; the other stage's RUN stays cached.
     write(&ctx, "data/a", "B");
-    let out = ok(&docker_build(
-        &d,
-        &[
-            "-t",
-            &tag,
-            "--build-arg",
-            "GREETING=hi",
-            ctx.path().to_str().unwrap(),
-        ],
-    ));
+    let out = ok(&d.docker_build(&[
+        "-t",
+        &tag,
+        "--build-arg",
+        "GREETING=hi",
+        ctx.path().to_str().unwrap(),
+    ]));
     assert!(!out.contains("Running in"), "builder stage cached: {out}");
-    assert_ne!(image_id(&d, &tag), first);
+    assert_ne!(d.image_id(&tag), first);
     assert_eq!(ok(&d.docker(&["run", "--rm", &tag, "cat", "/data/a"])), "B");
 
     // --target builds only the first stage.
     let t2 = format!("{}:b", unique("target"));
-    ok(&docker_build(
-        &d,
-        &[
-            "-t",
-            &t2,
-            "--target",
-            "builder",
-            "--build-arg",
-            "GREETING=hi",
-            ctx.path().to_str().unwrap(),
-        ],
-    ));
+    ok(&d.docker_build(&[
+        "-t",
+        &t2,
+        "--target",
+        "builder",
+        "--build-arg",
+        "GREETING=hi",
+        ctx.path().to_str().unwrap(),
+    ]));
     assert_eq!(
         ok(&d.docker(&["run", "--rm", &t2, "cat", "/out.txt"])),
         "hi from app\n"
@@ -197,7 +166,7 @@ fn build_errors_are_clear_and_tag_nothing() {
     let ctx = TempDir::new("bad");
     write(&ctx, "Dockerfile", "FROM busybox\nRUN echo ok\nFROB x\n");
     let tag = format!("{}:1", unique("bad"));
-    let out = docker_build(&d, &["-t", &tag, ctx.path().to_str().unwrap()]);
+    let out = d.docker_build(&["-t", &tag, ctx.path().to_str().unwrap()]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -210,14 +179,14 @@ fn build_errors_are_clear_and_tag_nothing() {
         "Dockerfile",
         "FROM busybox\nRUN echo before; exit 3\n",
     );
-    let out = docker_build(&d, &["-t", &tag, ctx.path().to_str().unwrap()]);
+    let out = d.docker_build(&["-t", &tag, ctx.path().to_str().unwrap()]);
     assert!(!out.status.success());
     let all = format!("{}{}", stdout(&out), stderr(&out));
     assert!(all.contains("returned a non-zero code: 3"), "{all}");
     assert!(all.contains("before"), "the step's output is shown: {all}");
 
     write(&ctx, "Dockerfile", "FROM busybox\nCOPY missing.txt /x\n");
-    let out = docker_build(&d, &["-t", &tag, ctx.path().to_str().unwrap()]);
+    let out = d.docker_build(&["-t", &tag, ctx.path().to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(format!("{}{}", stdout(&out), stderr(&out)).contains("missing.txt"));
 
@@ -226,7 +195,7 @@ fn build_errors_are_clear_and_tag_nothing() {
         "Dockerfile",
         "FROM busybox\nARG X\nRUN echo ${X:?is required}\n",
     );
-    let out = docker_build(&d, &["-t", &tag, ctx.path().to_str().unwrap()]);
+    let out = d.docker_build(&["-t", &tag, ctx.path().to_str().unwrap()]);
     assert!(!out.status.success());
 
     write(
@@ -234,7 +203,7 @@ fn build_errors_are_clear_and_tag_nothing() {
         "Dockerfile",
         "FROM busybox\nCOPY --from=nostage /a /b\n",
     );
-    let out = docker_build(&d, &["-t", &tag, ctx.path().to_str().unwrap()]);
+    let out = d.docker_build(&["-t", &tag, ctx.path().to_str().unwrap()]);
     assert!(!out.status.success());
 
     // None of the failed builds left the tag behind.

@@ -28,8 +28,8 @@ fn docker_cli_push_pull_run() {
         "push records a repo digest: {inspect}"
     );
 
-    let id = ok(&d.docker(&["image", "inspect", "-f", "{{.Id}}", &name]));
-    ok(&d.docker(&["rmi", "-f", id.trim()]));
+    let id = d.image_id(&name);
+    ok(&d.docker(&["rmi", "-f", &id]));
     assert_eq!(ok(&d.docker(&["images", "-q"])), "");
     let out = ok(&d.docker(&["pull", &name]));
     assert!(out.contains("Pull complete"), "{out}");
@@ -49,7 +49,7 @@ fn docker_cli_push_pull_run() {
     // By digest.
     let digests = ok(&d.docker(&["image", "inspect", "-f", "{{index .RepoDigests 0}}", &name]));
     let by_digest = digests.trim();
-    ok(&d.docker(&["rmi", "-f", id.trim()]));
+    ok(&d.docker(&["rmi", "-f", &id]));
     let out = ok(&d.docker(&["pull", by_digest]));
     assert!(out.contains("Pull complete"), "{out}");
     assert_eq!(
@@ -83,8 +83,8 @@ fn berth_cli_push_pull_between_daemons() {
         12
     );
     // Both daemons agree on the image ID.
-    let id_a = ok(&a.docker(&["image", "inspect", "-f", "{{.Id}}", &name]));
-    let id_b = ok(&b.docker(&["image", "inspect", "-f", "{{.Id}}", &name]));
+    let id_a = a.image_id(&name);
+    let id_b = b.image_id(&name);
     assert_eq!(id_a, id_b);
 }
 
@@ -203,23 +203,16 @@ fn htpasswd_login_push_pull() {
     ok(&d.docker(&["rmi", &name]));
     ok(&d.docker(&["pull", &name]));
     // A build pulls a private base image with the credentials the CLI sends.
-    let id = ok(&d.docker(&["image", "inspect", "-f", "{{.Id}}", &name]));
-    ok(&d.docker(&["rmi", "-f", id.trim()]));
+    let id = d.image_id(&name);
+    ok(&d.docker(&["rmi", "-f", &id]));
     let ctx = TempDir::new("privctx");
     std::fs::write(
         ctx.join("Dockerfile"),
         format!("FROM {name}\nRUN echo built-on-private\n"),
     )
     .unwrap();
-    let out = run_with(
-        Command::new("docker")
-            .env("DOCKER_HOST", d.host())
-            .env("DOCKER_BUILDKIT", "0")
-            .env("DOCKER_CONFIG", d.root_path().join("docker-config"))
-            .args(["build", "-t", "from-private:1"])
-            .arg(ctx.path()),
-        None,
-    );
+    let ctx_path = ctx.path().to_str().unwrap();
+    let out = d.docker_build(&["-t", "from-private:1", ctx_path]);
     let text = ok(&out);
     assert!(text.contains("built-on-private"), "{text}");
     // The berth CLI shares the docker CLI's config and can log out.

@@ -194,13 +194,33 @@ impl Daemon {
     }
 
     pub fn docker_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        run_with(self.docker_cmd().args(args), stdin)
+    }
+
+    /// `docker build` with the legacy builder (`DOCKER_BUILDKIT=0`), as berthd serves it.
+    pub fn docker_build(&self, args: &[&str]) -> Output {
         run_with(
-            Command::new("docker")
-                .env("DOCKER_HOST", self.host())
-                .env("DOCKER_CONFIG", self.root.join("docker-config"))
+            self.docker_cmd()
+                .env("DOCKER_BUILDKIT", "0")
+                .arg("build")
                 .args(args),
-            stdin,
+            None,
         )
+    }
+
+    /// The docker CLI pointed at this daemon, with its own config dir.
+    fn docker_cmd(&self) -> Command {
+        let mut c = Command::new("docker");
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.join("docker-config"));
+        c
+    }
+
+    /// An image's ID, by name.
+    pub fn image_id(&self, name: &str) -> String {
+        ok(&self.docker(&["image", "inspect", "-f", "{{.Id}}", name]))
+            .trim()
+            .to_string()
     }
 
     /// Runs the berth CLI against this daemon.
