@@ -67,13 +67,19 @@ impl ImageStore {
     }
 
     /// The image with this ID if it is stored complete (all its snapshots present).
+    /// A read like any other: no store lock (the builder's cache asks at every step, and must
+    /// not wait behind a pull's unpacking).
     pub fn complete_image(&self, id: &Digest) -> Result<Option<ImageRecord>, ImageError> {
-        let _g = self.lock();
-        let staging = self.staging()?;
-        if staging.image_exists(id)? {
-            return Ok(Some(self.get(id)?));
-        }
-        Ok(None)
+        let rec = match self.get(id) {
+            Err(e) if e.is_not_found() => return Ok(None),
+            r => r?,
+        };
+        let snaps = self.snapshots()?;
+        Ok(rec
+            .chain_ids
+            .iter()
+            .all(|c| snaps.contains_key(c))
+            .then_some(rec))
     }
 
     /// Commits a pulled image: verifies the config against its digest and every layer
